@@ -1,0 +1,2 @@
+"""activation-compare."""
+__version__ = "0.1.0"

@@ -1,0 +1,60 @@
+"""In-memory shapes of the image data that flows between datasets and nodes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# The official label order of CIFAR-10 (batches.meta.txt); it is also alphabetical.
+CIFAR10_CLASSES: tuple[str, ...] = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+
+IMAGE_SHAPE: tuple[int, int, int] = (32, 32, 3)
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    """Images (N×32×32×3, channels last) and their integer class labels (N,).
+
+    Raw images are ``uint8``; after normalization they are ``float32`` in [0, 1].
+    Labels are ``int64`` class indices into the accompanying class names.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 4 or self.images.shape[1:] != IMAGE_SHAPE:
+            raise ValueError(
+                f"images must have shape (N, 32, 32, 3), got {self.images.shape}"
+            )
+        if self.labels.shape != (self.images.shape[0],):
+            raise ValueError(
+                f"labels must have shape ({self.images.shape[0]},) to match the images, "
+                f"got {self.labels.shape}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass(frozen=True)
+class ImageSplits:
+    """What every image source dataset loads: both splits and the class names."""
+
+    train: LabelledImages
+    test: LabelledImages
+    class_names: tuple[str, ...]
+    # Where the data came from, for run records (e.g. "cifar10 binary archive <path> md5=...").
+    description: str

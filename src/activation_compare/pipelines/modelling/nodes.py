@@ -1,0 +1,178 @@
+"""Modelling: build, train and evaluate one model for one activation and seed."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, confusion_matrix
+
+from activation_compare.datasets.types import LabelledImages
+from activation_compare.models import build_seed_cnn, parse_activation
+from activation_compare.params import ModelParams, TrainingParams
+from activation_compare.training_events import EpochEventsCallback
+
+logger = logging.getLogger(__name__)
+
+HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training diverged: the loss became NaN or infinite."""
+
+
+def build_model(
+    activation: dict[str, Any], model_params: ModelParams, *, seed: int, name: str
+) -> keras.Model:
+    """Build the original experiment's CNN with the given activation.
+
+    Args:
+        activation: The activation's spec from ``activations.<name>`` (type and options).
+        model_params: The ``model`` parameters (architecture).
+        seed: Seeds the weight initialisation and RReLU's slope draws.
+        name: The activation's name in the comparison (the Kedro namespace).
+
+    Returns:
+        An uncompiled Keras model.
+    """
+    keras.utils.set_random_seed(seed)
+    model = build_seed_cnn(parse_activation(activation), seed=seed)
+    model.name = f"{model_params.architecture}_{name}_seed{seed}"
+    return model
+
+
+class _EpochTimer(keras.callbacks.Callback):
+    """Wall-clock seconds per epoch, training and validation together."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.seconds.append(time.perf_counter() - self._start)
+        if logs is not None:
+            logs["epoch_time_s"] = self.seconds[-1]
+            loss = logs.get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self.model.stop_training = True
+
+
+def train_model(
+    model: keras.Model,
+    train_set: LabelledImages,
+    validation_set: LabelledImages,
+    params: TrainingParams,
+    *,
+    seed: int,
+) -> tuple[keras.Model, pd.DataFrame]:
+    """Train as the original did: Adam, sparse categorical cross-entropy, shuffled batches.
+
+    Args:
+        model: The model from :func:`build_model`.
+        train_set: Normalized training images and labels.
+        validation_set: Data evaluated after every epoch (the test set by default).
+        params: The ``training`` parameters (epochs, batch size, optimizer).
+        seed: Seeds batch shuffling and any randomness inside the model.
+
+    Returns:
+        The trained model and its per-epoch history (loss, accuracy, val_loss,
+        val_accuracy, epoch_time_s).
+
+    Raises:
+        ValueError: If the batch size exceeds the training set.
+        NonFiniteLossError: If the loss becomes NaN or infinite.
+    """
+    if params.batch_size > len(train_set):
+        raise ValueError(
+            f"training.batch_size={params.batch_size} is larger than the training set "
+            f"({len(train_set)} images); choose at most {len(train_set)}"
+        )
+    keras.utils.set_random_seed(seed)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=params.optimizer.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    timer = _EpochTimer()
+    keras_history = model.fit(
+        train_set.images,
+        train_set.labels,
+        batch_size=params.batch_size,
+        epochs=params.epochs,
+        validation_data=(validation_set.images, validation_set.labels),
+        shuffle=True,
+        verbose=params.verbose,
+        callbacks=[timer, EpochEventsCallback(params.epochs)],
+    )
+    history = pd.DataFrame(keras_history.history)
+    history.insert(0, "epoch", np.arange(len(history)))
+    history["epoch_time_s"] = timer.seconds[: len(history)]
+    losses = history["loss"].to_numpy(dtype=float)
+    if not np.all(np.isfinite(losses)):
+        bad_epoch = int(np.flatnonzero(~np.isfinite(losses))[0])
+        raise NonFiniteLossError(
+            f"The training loss of {model.name} became {losses[bad_epoch]} at epoch "
+            f"{bad_epoch}; training stopped. Try a smaller training.optimizer.learning_rate."
+        )
+    return model, history[HISTORY_COLUMNS]
+
+
+def evaluate_model(
+    model: keras.Model,
+    history: pd.DataFrame,
+    test_set: LabelledImages,
+    class_names: list[str],
+    *,
+    activation: str,
+    seed: int,
+) -> dict[str, Any]:
+    """Score the trained model on the test set, as the original did and more.
+
+    Test accuracy is scikit-learn's ``accuracy_score`` on the argmax of the
+    predicted probabilities, as in the original; per-class accuracy and the
+    confusion matrix come from the same predictions.
+
+    Returns:
+        A JSON-serialisable report: identity, final and best epoch metrics,
+        test accuracy, per-class accuracy, confusion matrix, and the curves.
+    """
+    probabilities = model.predict(test_set.images, batch_size=1000, verbose=0)
+    predicted = np.argmax(probabilities, axis=1)
+    labels = test_set.labels
+    matrix = confusion_matrix(labels, predicted, labels=np.arange(len(class_names)))
+    per_class = {
+        name: float(matrix[i, i] / row) if (row := matrix[i].sum()) else float("nan")
+        for i, name in enumerate(class_names)
+    }
+    test_accuracy = float(accuracy_score(labels, predicted))
+    best = int(history["val_accuracy"].to_numpy().argmax())
+    final_train_accuracy = float(history["accuracy"].iloc[-1])
+    return {
+        "activation": activation,
+        "seed": seed,
+        "parameter_count": int(model.count_params()),
+        "epochs": len(history),
+        "final_train_accuracy": final_train_accuracy,
+        "final_val_accuracy": float(history["val_accuracy"].iloc[-1]),
+        "test_accuracy": test_accuracy,
+        "best_val_accuracy": float(history["val_accuracy"].iloc[best]),
+        "best_epoch": best,
+        "train_test_gap": final_train_accuracy - test_accuracy,
+        "mean_epoch_time_s": float(history["epoch_time_s"].mean()),
+        "per_class_accuracy": per_class,
+        "class_names": list(class_names),
+        "confusion_matrix": matrix.tolist(),
+        "curves": {
+            column: [float(v) for v in history[column]]
+            for column in ("loss", "accuracy", "val_loss", "val_accuracy")
+        },
+    }

@@ -1,0 +1,94 @@
+"""Wiring of the ``modelling`` template: one instance per activation, as a namespace."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+
+from kedro.pipeline import Node, Pipeline
+
+from activation_compare.pipelines.reporting.nodes import plot_model_figures
+
+from .nodes import build_model, evaluate_model, train_model
+
+# Inputs shared by every namespace rather than namespaced per activation.
+SHARED_INPUTS = {"train_set", "validation_set", "test_set", "class_names"}
+TRAINING_TAG = "training"
+
+
+def seed_suffix(seed: int) -> str:
+    """Dataset suffix of one seed's model, so every file says which seed made it."""
+    return f"_seed{seed}"
+
+
+def _bound(func: Callable, **kwargs: object) -> partial:
+    """``func`` with keyword arguments fixed, keeping its name and docstring for kedro-viz."""
+    bound = partial(func, **kwargs)
+    bound.__name__ = func.__name__
+    bound.__doc__ = func.__doc__
+    bound.__module__ = func.__module__
+    return bound
+
+
+def _model_nodes(activation: str, seed: int, suffix: str) -> list[Node]:
+    identity = [f"activation:{activation}", f"seed:{seed}"]
+    return [
+        Node(
+            func=_bound(build_model, seed=seed, name=activation),
+            inputs=["params:activation", "params:model"],
+            outputs=f"untrained_model{suffix}",
+            name=f"build_model{suffix}_node",
+            tags=identity,
+        ),
+        Node(
+            func=_bound(train_model, seed=seed),
+            inputs=[f"untrained_model{suffix}", "train_set", "validation_set", "params:training"],
+            outputs=[f"model{suffix}", f"history{suffix}"],
+            name=f"train_model{suffix}_node",
+            tags=[TRAINING_TAG, *identity],
+        ),
+        Node(
+            func=_bound(evaluate_model, activation=activation, seed=seed),
+            inputs=[f"model{suffix}", f"history{suffix}", "test_set", "class_names"],
+            outputs=f"report{suffix}",
+            name=f"evaluate_model{suffix}_node",
+            tags=identity,
+        ),
+        Node(
+            func=plot_model_figures,
+            inputs=f"report{suffix}",
+            outputs=[f"accuracy_curves{suffix}", f"confusion_matrix{suffix}"],
+            name=f"plot_model_figures{suffix}_node",
+            tags=identity,
+        ),
+    ]
+
+
+def create_pipeline(activation: str, seeds: Sequence[int]) -> Pipeline:
+    """Build → train → evaluate for every seed, inside the namespace ``activation``.
+
+    The activation's spec is read from ``params:activations.<activation>``;
+    data and training parameters are shared by all namespaces.
+    """
+    template = Pipeline(
+        [node for seed in seeds for node in _model_nodes(activation, seed, seed_suffix(seed))]
+    )
+    return Pipeline(
+        template,
+        namespace=activation,
+        inputs=SHARED_INPUTS,
+        parameters={
+            "params:activation": f"params:activations.{activation}",
+            "params:model": "params:model",
+            "params:training": "params:training",
+        },
+    )
+
+
+def report_names(activations: Sequence[str], seeds: Sequence[int]) -> list[str]:
+    """The per-model report datasets that the comparison collects, in order."""
+    return [
+        f"{activation}.report{seed_suffix(seed)}"
+        for activation in activations
+        for seed in seeds
+    ]

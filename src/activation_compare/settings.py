@@ -1,0 +1,19 @@
+"""Project settings (see Kedro's configuration docs for the defaults left out here)."""
+
+from kedro.config import OmegaConfigLoader
+
+from activation_compare.hooks import ProjectHooks
+
+HOOKS = (ProjectHooks(),)
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    # Environments override parameters key by key instead of whole sections.
+    "merge_strategy": {"parameters": "soft", "globals": "soft"},
+    "config_patterns": {
+        # Where MLflow runs go: conf/<env>/mlflow.yml
+        "mlflow": ["mlflow*", "mlflow*/**"],
+    },
+}

@@ -1,0 +1,92 @@
+import math
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from activation_compare.params import CompareParams
+from activation_compare.pipelines.reporting.nodes import (
+    TABLE_COLUMNS,
+    compare_activations,
+    paired_difference,
+    plot_model_figures,
+    verdict,
+)
+
+
+def _report(activation, seed, test_accuracy, epochs=3):
+    curve = list(np.linspace(0.3, 0.6, epochs))
+    return {
+        "activation": activation,
+        "seed": seed,
+        "parameter_count": 42442,
+        "epochs": epochs,
+        "final_train_accuracy": curve[-1] + 0.05,
+        "final_val_accuracy": curve[-1],
+        "test_accuracy": test_accuracy,
+        "best_val_accuracy": curve[-1],
+        "best_epoch": epochs - 1,
+        "train_test_gap": curve[-1] + 0.05 - test_accuracy,
+        "mean_epoch_time_s": 1.5,
+        "per_class_accuracy": {"a": 0.5, "b": 0.7},
+        "class_names": ["a", "b"],
+        "confusion_matrix": [[5, 5], [3, 7]],
+        "curves": {"loss": curve, "accuracy": curve, "val_loss": curve, "val_accuracy": curve},
+    }
+
+
+def test_paired_difference_matches_a_hand_computed_t_interval():
+    diff = paired_difference([0.70, 0.72, 0.71], [0.69, 0.70, 0.70], 0.95)
+    d = np.array([0.01, 0.02, 0.01])
+    half = 4.302652729911275 * d.std(ddof=1) / math.sqrt(3)  # t(0.975, 2)
+    assert diff["n"] == 3
+    assert diff["mean"] == pytest.approx(d.mean())
+    assert diff["ci_low"] == pytest.approx(d.mean() - half)
+    assert diff["ci_high"] == pytest.approx(d.mean() + half)
+    assert 0 < diff["p_value"] < 0.1
+
+
+def test_single_seed_has_no_interval_and_says_so():
+    diff = paired_difference([0.688], [0.6913], 0.95)
+    assert diff["ci_low"] is None
+    text = verdict("rrelu", "relu", diff, 0.95)
+    assert text.startswith("rrelu − relu = -0.3 pts")
+    assert "single seed" in text
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "expected"),
+    [(-0.003, 0.011, "no significant difference at 5 seeds"),
+     (0.001, 0.011, "significantly better"),
+     (-0.02, -0.001, "significantly worse")],
+)
+def test_verdict_reads_the_interval(low, high, expected):
+    diff = {"n": 5, "mean": (low + high) / 2, "ci_low": low, "ci_high": high}
+    assert expected in verdict("rrelu", "relu", diff, 0.95)
+
+
+def test_compare_builds_table_summary_markdown_and_figure():
+    reports = [
+        _report("relu", 0, 0.69), _report("relu", 1, 0.70),
+        _report("rrelu", 0, 0.70), _report("rrelu", 1, 0.705),
+    ]
+    table, markdown, figure, summary = compare_activations(
+        CompareParams(activations=["relu", "rrelu"]), *reports
+    )
+    assert list(table.columns) == TABLE_COLUMNS
+    assert len(table) == 4
+    assert summary["per_activation"]["relu"]["test_accuracy_mean"] == pytest.approx(0.695)
+    rrelu = summary["comparisons"]["rrelu"]
+    assert rrelu["n"] == 2 and rrelu["mean"] == pytest.approx(0.0075)
+    assert "relu" not in summary["comparisons"]
+    assert "rrelu − relu = +0.8 pts" in markdown
+    assert isinstance(figure, Figure)
+    # one mean line per activation and curve kind, plus a spread band each
+    assert len(figure.axes[0].lines) == 4
+    assert len(figure.axes[0].collections) == 4
+
+
+def test_model_figures_are_figures():
+    curves, confusion = plot_model_figures(_report("rrelu", 0, 0.6))
+    assert isinstance(curves, Figure) and isinstance(confusion, Figure)
+    assert len(curves.axes[0].lines) == 2
