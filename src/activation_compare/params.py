@@ -133,6 +133,11 @@ class TrainingParams(_Strict):
     verbose: Literal[0, 1, 2] = 2
     # Re-run models whose outputs already exist (otherwise they are reused).
     retrain: bool = False
+    # XLA compilation of the train step. Off: on a CPU it made this small model
+    # about 2x slower than TensorFlow's own kernels (see README, Speed).
+    jit_compile: bool = False
+    # TensorFlow op determinism: the same seed gives identical metrics on CPU.
+    deterministic: bool = True
 
     @field_validator("seeds")
     @classmethod

@@ -3,8 +3,10 @@
 from kedro.config import OmegaConfigLoader
 
 from activation_compare.hooks import ProjectHooks
+from activation_compare.progress import ProgressHooks
+from activation_compare.tracking import MlflowTrackingHook
 
-HOOKS = (ProjectHooks(),)
+HOOKS = (ProjectHooks(), ProgressHooks(), MlflowTrackingHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

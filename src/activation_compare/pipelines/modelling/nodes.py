@@ -10,6 +10,7 @@ from typing import Any
 import keras
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 from sklearn.metrics import accuracy_score, confusion_matrix
 
 from activation_compare.datasets.types import LabelledImages
@@ -96,11 +97,16 @@ def train_model(
             f"training.batch_size={params.batch_size} is larger than the training set "
             f"({len(train_set)} images); choose at most {len(train_set)}"
         )
+    if params.deterministic:
+        # Process-wide, and a no-op once set; TensorFlow then refuses unseeded
+        # random ops, which set_random_seed below covers.
+        tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(seed)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=params.optimizer.learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        jit_compile=params.jit_compile,
     )
     timer = _EpochTimer()
     keras_history = model.fit(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import partial
+from functools import partial, update_wrapper
 
 from kedro.pipeline import Node, Pipeline
 
@@ -22,16 +22,25 @@ def seed_suffix(seed: int) -> str:
 
 
 def _bound(func: Callable, **kwargs: object) -> partial:
-    """``func`` with keyword arguments fixed, keeping its name and docstring for kedro-viz."""
-    bound = partial(func, **kwargs)
-    bound.__name__ = func.__name__
-    bound.__doc__ = func.__doc__
-    bound.__module__ = func.__module__
-    return bound
+    """``func`` with keyword-only arguments fixed.
+
+    It keeps the function's name, docstring and type hints, so kedro-viz shows
+    the real node and Kedro still validates the typed ``params:`` inputs.
+    """
+    return update_wrapper(partial(func, **kwargs), func)
+
+
+def model_identity(node: Node) -> tuple[str, int] | None:
+    """The (activation, seed) of a per-model node, read from its tags; None for other nodes."""
+    tags = dict(tag.split(".", 1) for tag in node.tags if tag.startswith(("activation.", "seed.")))
+    if "activation" not in tags or "seed" not in tags:
+        return None
+    return tags["activation"], int(tags["seed"])
 
 
 def _model_nodes(activation: str, seed: int, suffix: str) -> list[Node]:
-    identity = [f"activation:{activation}", f"seed:{seed}"]
+    # Node tags allow letters, digits, "_", "-" and "."; model_identity() reads these back.
+    identity = [f"activation.{activation}", f"seed.{seed}"]
     return [
         Node(
             func=_bound(build_model, seed=seed, name=activation),

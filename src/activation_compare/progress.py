@@ -1,0 +1,91 @@
+"""Where a long run is: model k of n, epoch e of E, and the time left."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from kedro.framework.hooks import hook_impl
+from kedro.pipeline import Node, Pipeline
+
+from activation_compare import training_events
+from activation_compare.pipelines.modelling.pipeline import TRAINING_TAG, model_identity
+
+logger = logging.getLogger("activation_compare.progress")
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+class ProgressHooks:
+    """Log one line per epoch: model k/n, epoch e/E, and estimates of the time left.
+
+    The estimate uses the mean epoch time so far in this run (epochs of every
+    model cost about the same here), times the epochs still to train.
+    """
+
+    def __init__(self) -> None:
+        self._models_total = 0
+        self._models_started = 0
+        self._epochs_done = 0
+        self._epoch_seconds = 0.0
+        self._epochs_per_model = 0
+        self._listener: training_events.Listener | None = None
+        self._epoch_started = 0.0
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline) -> None:
+        self._models_total = sum(TRAINING_TAG in node.tags for node in pipeline.nodes)
+        self._models_started = self._epochs_done = 0
+        self._epoch_seconds = 0.0
+
+    @hook_impl
+    def before_node_run(self, node: Node, inputs: dict[str, Any]) -> None:
+        if TRAINING_TAG not in node.tags:
+            return
+        self._models_started += 1
+        params = next((v for k, v in inputs.items() if k.endswith("params:training")), None)
+        self._epochs_per_model = getattr(params, "epochs", 0) or 0
+        activation, seed = model_identity(node) or (node.name, "?")
+        model_label = f"model {self._models_started}/{self._models_total} ({activation}, seed {seed})"
+        logger.info("%s: training %d epochs", model_label, self._epochs_per_model)
+        self._epoch_started = time.perf_counter()
+
+        def on_epoch_end(event: training_events.EpochEnd) -> None:
+            now = time.perf_counter()
+            self._epoch_seconds += now - self._epoch_started
+            self._epoch_started = now
+            self._epochs_done += 1
+            mean = self._epoch_seconds / self._epochs_done
+            left_model = event.epochs - event.epoch - 1
+            left_run = left_model + (self._models_total - self._models_started) * event.epochs
+            accuracy = event.metrics.get("val_accuracy")
+            shown = f", val_accuracy {accuracy:.4f}" if accuracy is not None else ""
+            logger.info(
+                "%s: epoch %d/%d%s; left: %s for this model, %s for the run",
+                model_label,
+                event.epoch + 1,
+                event.epochs,
+                shown,
+                _duration(left_model * mean),
+                _duration(left_run * mean),
+            )
+
+        self._listener = training_events.subscribe(on_epoch_end)
+
+    @hook_impl
+    def after_node_run(self, node: Node) -> None:
+        self._stop_listening()
+
+    @hook_impl
+    def on_node_error(self, node: Node) -> None:
+        self._stop_listening()
+
+    def _stop_listening(self) -> None:
+        if self._listener is not None:
+            training_events.unsubscribe(self._listener)
+            self._listener = None

@@ -1,0 +1,56 @@
+"""Shared fixtures: throwaway copies of the project, so runs never touch ./data or ./mlflow.db."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+KEDRO = str(Path(sys.executable).with_name("kedro"))
+
+# Nothing in the tests may wait on a network.
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def copy_project(destination: Path) -> Path:
+    """A runnable copy of the project: its config and an empty data tree (code is installed)."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in ("pyproject.toml", ".telemetry"):
+        shutil.copy2(PROJECT_ROOT / name, destination / name)
+    # Kedro checks that the source folder exists; the code itself is installed.
+    (destination / "src").mkdir()
+    shutil.copytree(PROJECT_ROOT / "conf", destination / "conf", ignore=shutil.ignore_patterns("local"))
+    (destination / "conf" / "local").mkdir()
+    for layer in sorted((PROJECT_ROOT / "data").iterdir()):
+        if layer.is_dir():
+            (destination / "data" / layer.name).mkdir(parents=True)
+    return destination
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Path:
+    """A fresh project copy for one test."""
+    return copy_project(tmp_path / "project")
+
+
+def kedro_cli(project: Path, *args: str, timeout: float = 600, env: dict | None = None):
+    """Run the real ``kedro`` command in ``project``; returns the CompletedProcess."""
+    # A developer's own tracking server must not receive test runs.
+    run_env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    run_env.update(env or {})
+    return subprocess.run(
+        [KEDRO, *args],
+        cwd=project,
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
