@@ -82,3 +82,14 @@ def test_unknown_activation_type_lists_the_valid_ones():
 def test_rrelu_spec_defaults_match_the_paper():
     spec = RReLUSpec()
     assert (spec.lower, spec.upper) == (1 / 8, 1 / 3)
+
+
+def test_lists_can_be_written_without_commas_for_the_cli():
+    """kedro run --params splits on commas, so lists are also accepted as words."""
+    raw = _valid(training__seeds="0 1 2", compare__activations="relu rrelu")
+    params = validate_parameters(raw)
+    assert params.training.seeds == [0, 1, 2]
+    assert params.compare.activations == ["relu", "rrelu"]
+    assert validate_parameters(_valid(training__seeds="[3;4]")).training.seeds == [3, 4]
+    with pytest.raises(InvalidParametersError, match=r"training.seeds = '0 x': Value error, expected integers"):
+        validate_parameters(_valid(training__seeds="0 x"))

@@ -29,6 +29,27 @@ _NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 DATA_SOURCES = ("cifar10", "image_folder", "synthetic")
 
 
+def _split_words(value: Any) -> Any:
+    """Let a list be written as "a b c" or "a;b;c".
+
+    ``kedro run --params`` splits its argument on commas, so "[0,1,2]" cannot
+    be passed there; "training.seeds=0 1 2" can.
+    """
+    if isinstance(value, str):
+        return [word for word in re.split(r"[\s;]+", value.strip(" []")) if word]
+    return value
+
+
+def _split_ints(value: Any) -> Any:
+    words = _split_words(value)
+    if isinstance(value, str):
+        try:
+            return [int(word) for word in words]
+        except ValueError:
+            raise ValueError(f"expected integers separated by spaces, got {value!r}") from None
+    return words
+
+
 class _Strict(BaseModel):
     """Unknown keys are errors: a misspelt parameter must never be ignored."""
 
@@ -139,6 +160,8 @@ class TrainingParams(_Strict):
     # TensorFlow op determinism: the same seed gives identical metrics on CPU.
     deterministic: bool = True
 
+    _seeds_from_text = field_validator("seeds", mode="before")(_split_ints)
+
     @field_validator("seeds")
     @classmethod
     def _unique_seeds(cls, seeds: list[int]) -> list[int]:
@@ -153,6 +176,8 @@ class CompareParams(_Strict):
     activations: list[str] = Field(default_factory=lambda: ["relu", "rrelu"], min_length=1)
     baseline: str = "relu"
     confidence_level: float = Field(default=0.95, gt=0.0, lt=1.0)
+
+    _activations_from_text = field_validator("activations", mode="before")(_split_words)
 
     @field_validator("activations")
     @classmethod

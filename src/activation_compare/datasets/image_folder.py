@@ -1,0 +1,565 @@
+"""Images in class folders (a folder or a ``.tar.gz``), decoded in parallel and cached."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from kedro.io import AbstractDataset
+
+from . import _cache, _decode
+from ._archive import ArchiveLimits, iter_archive
+from ._workers import DecoderPool, WorkerError
+from .errors import (
+    DataSourceError,
+    ImageLayoutError,
+    InvalidImageError,
+    ReadOnlyDatasetError,
+    SourceNotFoundError,
+)
+from .types import CIFAR10_CLASSES, ImageSplits, LabelledImages
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "test")
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+_EXPECTED = "train/<class>/* and test/<class>/* images (PNG or JPEG, 32×32 RGB)"
+
+
+def _hidden(name: str) -> bool:
+    """Dot-files and macOS resource folders are not data (``.DS_Store``, ``__MACOSX``)."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in name.split("/"))
+
+
+def _is_candidate(name: str) -> bool:
+    """Could ``name`` be ``[top/]split/class/file``? (Decoded early; the layout decides.)"""
+    parts = name.split("/")
+    return (len(parts) == 3 and parts[0] in SPLITS) or (len(parts) == 4 and parts[1] in SPLITS)
+
+
+# --- layout ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Layout:
+    root: str  # "" or the one top-level folder holding train/ and test/
+    class_names: tuple[str, ...]
+    files: dict[str, list[tuple[str, int]]]  # split -> [(relative path, label)], sorted
+
+
+def _class_order(names: set[str]) -> tuple[str, ...]:
+    """CIFAR-10's official order for CIFAR-10's classes, else sorted names."""
+    if names == set(CIFAR10_CLASSES):
+        return CIFAR10_CLASSES
+    return tuple(sorted(names))
+
+
+def find_layout(files: Iterable[str], dirs: Iterable[str], where: str) -> _Layout:
+    """Check that ``files`` (relative POSIX paths) form ``[top/]train|test/<class>/<file>``.
+
+    ``dirs`` lists folders (including empty ones); hidden entries must be removed.
+    Raises :class:`ImageLayoutError` naming ``where``, what was found and what is expected.
+    """
+    files = list(files)
+    all_dirs = set(dirs)
+    for name in files:
+        parent = name.rpartition("/")[0]
+        while parent and parent not in all_dirs:
+            all_dirs.add(parent)
+            parent = parent.rpartition("/")[0]
+
+    tops = sorted(
+        d
+        for d in all_dirs
+        if "/" not in d and (f"{d}/train" in all_dirs or f"{d}/test" in all_dirs)
+    )
+    if "train" in all_dirs or "test" in all_dirs:
+        root = ""
+    elif len(tops) == 1:
+        root = tops[0]
+    elif tops:
+        raise ImageLayoutError(
+            f"{where} holds train/ or test/ folders under several top-level folders {tops}; "
+            f"expected {_EXPECTED}, at the top level or under one top-level folder"
+        )
+    else:
+        top_level = sorted(
+            {name.split("/")[0] for name in files} | {d.split("/")[0] for d in all_dirs}
+        )
+        raise ImageLayoutError(
+            f"{where} has no train/ or test/ folder (found at the top level: "
+            f"{top_level[:10]}{' …' if len(top_level) > 10 else ''}); expected {_EXPECTED}, "
+            "at the top level or under one top-level folder"
+        )
+    prefix = f"{root}/" if root else ""
+    for split in SPLITS:
+        if f"{prefix}{split}" not in all_dirs:
+            raise ImageLayoutError(
+                f"{where} has no {prefix}{split}/ folder; expected {prefix}train/<class>/* and "
+                f"{prefix}test/<class>/* images"
+            )
+
+    classes: dict[str, set[str]] = {split: set() for split in SPLITS}
+    for d in sorted(all_dirs):
+        for split in SPLITS:
+            head = f"{prefix}{split}/"
+            if d.startswith(head):
+                rest = d[len(head) :]
+                if "/" in rest:
+                    raise ImageLayoutError(
+                        f"{where} has a nested folder {d}/; expected the images directly in "
+                        f"{prefix}{split}/<class>/ (no sub-folders)"
+                    )
+                classes[split].add(rest)
+    per_class: dict[str, dict[str, list[str]]] = {split: {} for split in SPLITS}
+    for name in files:
+        for split in SPLITS:
+            head = f"{prefix}{split}/"
+            if name.startswith(head):
+                cls, _, file_name = name[len(head) :].partition("/")
+                if not file_name:
+                    raise ImageLayoutError(
+                        f"{where} has the file {name} directly in {prefix}{split}/; expected "
+                        f"images in class folders, {prefix}{split}/<class>/<image>"
+                    )
+                per_class[split].setdefault(cls, []).append(name)
+
+    for split in SPLITS:
+        if not classes[split]:
+            raise ImageLayoutError(
+                f"{where}: {prefix}{split}/ holds no class folders; expected "
+                f"{prefix}{split}/<class>/<image> for every class"
+            )
+    only_train = sorted(classes["train"] - classes["test"])
+    only_test = sorted(classes["test"] - classes["train"])
+    if only_train or only_test:
+        raise ImageLayoutError(
+            f"{where}: {prefix}train/ and {prefix}test/ hold different class folders — "
+            f"{prefix}test/ is missing the class folder(s) {only_train} and {prefix}train/ is "
+            f"missing {only_test}; expected the same class folders in both "
+            f"(train: {sorted(classes['train'])}, test: {sorted(classes['test'])})"
+        )
+    for split in SPLITS:
+        for cls in sorted(classes[split]):
+            if not per_class[split].get(cls):
+                raise ImageLayoutError(
+                    f"{where}: the class folder {prefix}{split}/{cls}/ is empty; expected at "
+                    f"least one image in it (or remove class {cls!r} from both train/ and test/)"
+                )
+
+    class_names = _class_order(classes["train"])
+    label_of = {name: label for label, name in enumerate(class_names)}
+    ordered = {
+        split: [
+            (name, label_of[cls]) for cls in class_names for name in sorted(per_class[split][cls])
+        ]
+        for split in SPLITS
+    }
+    return _Layout(root=root, class_names=class_names, files=ordered)
+
+
+# --- parallel decoding -----------------------------------------------------
+
+
+class _Decoder:
+    """Decodes added images in chunks, in worker processes once there are enough of them.
+
+    Chunks are submitted while the caller is still reading (overlapping the archive
+    scan with decoding). If the workers cannot start or one fails, the remaining
+    chunks are decoded in this process.
+    """
+
+    def __init__(
+        self, workers: int, chunk: int, parallel_min: int, max_pixels: int, max_file_bytes: int
+    ) -> None:
+        self._workers = workers
+        self._chunk = chunk
+        self._parallel_min = parallel_min
+        self._args = (max_pixels, max_file_bytes)
+        self._items: list[bytes | str | None] = []
+        self._submitted = 0
+        self._futures: list[tuple[int, int, Future]] = []
+        self._pool: DecoderPool | None = None
+        self._pool_failed = False
+        self.used_workers = 0
+
+    def __enter__(self) -> _Decoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def add(self, item: bytes | str) -> int:
+        self._items.append(item)
+        if (
+            self._pool is None
+            and not self._pool_failed
+            and self._workers > 1
+            and len(self._items) >= self._parallel_min
+        ):
+            try:
+                self._pool = DecoderPool(self._workers, *self._args)
+                self.used_workers = self._workers
+            except WorkerError as exc:
+                self._give_up_pool(exc)
+        if self._pool is not None:
+            self._submit(final=False)
+        return len(self._items) - 1
+
+    def _submit(self, final: bool) -> None:
+        while self._pool is not None and (
+            len(self._items) - self._submitted >= self._chunk
+            or (final and self._submitted < len(self._items))
+        ):
+            start = self._submitted
+            stop = min(start + self._chunk, len(self._items))
+            future = self._pool.submit(self._items[start:stop])  # type: ignore[arg-type]
+            self._futures.append((start, stop, future))
+            self._submitted = stop
+            # Back-pressure: bound the bytes queued for the workers.
+            pending = [f for _, _, f in self._futures if not f.done()]
+            if len(pending) > 3 * self._workers:
+                pending[0].exception()  # waits; a failure is handled in finish()
+
+    def _give_up_pool(self, exc: BaseException) -> None:
+        logger.warning(
+            "Parallel image decoding failed (%s: %s); decoding in this process instead",
+            type(exc).__name__,
+            exc,
+        )
+        self._pool_failed = True
+        self.used_workers = 0
+
+    def finish(self) -> tuple[np.ndarray, dict[int, str]]:
+        """All images, in the order added (failed ones zero), and index → problem."""
+        self._submit(final=True)
+        images = np.empty((len(self._items), _decode.SIDE, _decode.SIDE, 3), dtype=np.uint8)
+        problems: dict[int, str] = {}
+        done = 0
+        for start, stop, future in self._futures:
+            try:
+                batch, batch_problems = future.result()
+            except WorkerError as exc:
+                if not self._pool_failed:
+                    self._give_up_pool(exc)
+                batch, batch_problems = _decode.decode_batch(self._items[start:stop], *self._args)
+            images[start:stop] = batch
+            problems.update((start + i, why) for i, why in batch_problems)
+            self._items[start:stop] = [None] * (stop - start)  # free the bytes early
+            done = stop
+        if done < len(self._items):
+            batch, batch_problems = _decode.decode_batch(self._items[done:], *self._args)  # type: ignore[arg-type]
+            images[done:] = batch
+            problems.update((done + i, why) for i, why in batch_problems)
+        return images, problems
+
+
+# --- the dataset -----------------------------------------------------------
+
+
+class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
+    """Read-only: class-folder images from a folder or a ``.tar.gz``/``.tgz`` archive.
+
+    Layout (optionally under one top-level folder, as in ``cifar10-jpeg/…``)::
+
+        train/<class>/<image>    test/<class>/<image>
+
+    * Images must be PNG or JPEG files of exactly 32×32 pixels in mode ``RGB``.
+      Other sizes and modes (grayscale, palette, RGBA, CMYK, 16-bit) are rejected with
+      an error naming the file and how to convert it; nothing is resized or converted
+      silently. A header declaring more than ``MAX_IMAGE_PIXELS`` pixels is refused
+      before decoding (and worker processes set Pillow's ``Image.MAX_IMAGE_PIXELS``).
+    * Class folders must be the same in ``train/`` and ``test/`` and none may be
+      empty. Labels follow CIFAR-10's official order when the class names are
+      exactly CIFAR-10's, else the sorted class names. Within a class, files are
+      ordered by name. Hidden files (``.*``) and ``__MACOSX`` are ignored.
+    * Archives are read member by member straight from the file (never extracted),
+      refusing absolute paths, ``..``, links, devices and FIFOs, and capping the member
+      count and uncompressed size (see ``ARCHIVE_LIMITS``).
+    * Decoding runs in ``workers`` subprocesses (default: the usable CPU cores, at
+      most 8; ``0`` or ``1`` decodes in this process), overlapping with reading the
+      archive; below ``PARALLEL_MIN_IMAGES`` images it stays in this process. The
+      workers are plain ``python -c`` subprocesses fed through pipes (see
+      ``_workers``): no ``multiprocessing``, so the caller's ``__main__`` is never
+      re-run, and nothing is pickled.
+    * The arrays are cached in ``cache_dir`` (``None`` disables it) as an uncompressed
+      ``.npz`` written atomically, keyed by a fingerprint of the source: for an archive
+      its path, size, mtime and a hash of its first and last MiB; for a folder the
+      relative path, size and mtime of every file. Changing the source invalidates it.
+
+    Args:
+        path: the folder or archive; relative paths are resolved against the
+            current working directory.
+        cache_dir: where the decoded arrays are cached, or None.
+        workers: decoding processes (None: automatic).
+    """
+
+    MAX_IMAGE_PIXELS = 4096 * 4096
+    MAX_IMAGE_FILE_BYTES = 16 * 2**20
+    ARCHIVE_LIMITS = ArchiveLimits(
+        max_members=1_000_000, max_total_bytes=4 * 2**30, max_member_bytes=16 * 2**20
+    )
+    # Below this many images the pool's start-up costs more than it saves.
+    PARALLEL_MIN_IMAGES = 3000
+    CHUNK_IMAGES = 1000
+
+    def __init__(
+        self,
+        path: str,
+        cache_dir: str | None = "data/02_intermediate/image_cache",
+        workers: int | None = None,
+    ) -> None:
+        if not path:
+            raise SourceNotFoundError(
+                f"data.path={path!r} is empty; expected a folder or a .tar.gz/.tgz archive "
+                f"holding {_EXPECTED}"
+            )
+        if workers is not None and (not isinstance(workers, int) or workers < 0):
+            raise DataSourceError(f"workers={workers!r} must be None or an integer >= 0")
+        self._path_arg = str(path)
+        self._path = Path(os.path.abspath(os.path.expanduser(path)))
+        self._cache_dir = (
+            Path(os.path.abspath(os.path.expanduser(cache_dir))) if cache_dir else None
+        )
+        self._workers = workers
+
+    @property
+    def _where(self) -> str:
+        shown = f"data.path='{self._path_arg}'"
+        if str(self._path) != self._path_arg:
+            shown += f" ({self._path})"
+        return shown
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "path": self._path_arg,
+            "cache_dir": str(self._cache_dir) if self._cache_dir else None,
+            "workers": self._workers,
+        }
+
+    def _exists(self) -> bool:
+        return self._path.exists()
+
+    def save(self, data: ImageSplits) -> None:
+        raise ReadOnlyDatasetError(
+            f"{type(self).__name__} is read-only: it loads images from {self._where} and "
+            "cannot save"
+        )
+
+    def _worker_count(self) -> int:
+        if self._workers is not None:
+            return self._workers
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            cores = os.cpu_count() or 1
+        return min(cores, 8)
+
+    # -- load --
+
+    def load(self) -> ImageSplits:
+        started = time.perf_counter()
+        path = self._path
+        if not path.exists():
+            raise SourceNotFoundError(
+                f"{self._where} does not exist; expected a folder or a .tar.gz/.tgz archive "
+                f"holding {_EXPECTED}"
+            )
+        if path.is_dir():
+            kind = "folder"
+            files, dirs, fingerprint = self._scan_folder(path)
+        elif path.name.lower().endswith(ARCHIVE_SUFFIXES):
+            kind = "archive"
+            fingerprint = _archive_fingerprint(path)
+        else:
+            raise DataSourceError(
+                f"{self._where} is a file but not a .tar.gz/.tgz archive; expected a folder or "
+                f"a .tar.gz/.tgz archive holding {_EXPECTED}"
+            )
+        key = f"image_folder {kind} {path} {fingerprint}"
+        cache_file = (
+            _cache.cache_path(self._cache_dir, f"image_folder-{path.name}", str(path), key)
+            if self._cache_dir
+            else None
+        )
+        if cache_file is not None:
+            cached = _cache.load_splits(cache_file, key, self._description(kind, None))
+            if cached is not None:
+                logger.info(
+                    "Loaded %d + %d images of %s from the cache %s in %.1f s",
+                    len(cached.train),
+                    len(cached.test),
+                    self._where,
+                    cache_file,
+                    time.perf_counter() - started,
+                )
+                return _with_description(cached, self._description(kind, cached))
+
+        with self._decoder() as decoder:
+            if kind == "folder":
+                layout = find_layout(files, dirs, self._where)
+                index = {
+                    name: decoder.add(str(path / name))
+                    for split in SPLITS
+                    for name, _ in layout.files[split]
+                }
+            else:
+                layout, index = self._scan_archive(path, decoder)
+            images, problems = decoder.finish()
+            used_workers = decoder.used_workers
+        splits = self._assemble(layout, index, images, problems, kind)
+        logger.info(
+            "Decoded %d + %d images of %s in %.1f s (%s)",
+            len(splits.train),
+            len(splits.test),
+            self._where,
+            time.perf_counter() - started,
+            f"{used_workers} worker processes" if used_workers else "in this process",
+        )
+        if cache_file is not None:
+            _cache.save_splits(cache_file, key, splits)
+        return splits
+
+    def _decoder(self) -> _Decoder:
+        return _Decoder(
+            workers=self._worker_count(),
+            chunk=self.CHUNK_IMAGES,
+            parallel_min=self.PARALLEL_MIN_IMAGES,
+            max_pixels=self.MAX_IMAGE_PIXELS,
+            max_file_bytes=self.MAX_IMAGE_FILE_BYTES,
+        )
+
+    def _scan_folder(self, root: Path) -> tuple[list[str], list[str], str]:
+        """Non-hidden files and folders, to the depth a layout can use, and a fingerprint."""
+        files: list[str] = []
+        dirs: list[str] = []
+        digest = hashlib.sha256()
+        # [top/]split/class/file is at most 4 deep; folders 4 deep are listed, not entered.
+        pending: list[tuple[Path, str, int]] = [(root, "", 0)]
+        while pending:
+            folder, rel, depth = pending.pop()
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError as exc:
+                raise SourceNotFoundError(
+                    f"{self._where}: the folder {folder} cannot be listed ({exc})"
+                ) from None
+            for entry in entries:
+                name = f"{rel}{entry.name}"
+                if _hidden(entry.name):
+                    continue
+                try:
+                    if entry.is_dir():
+                        dirs.append(name)
+                        if depth < 3:
+                            pending.append((Path(entry.path), f"{name}/", depth + 1))
+                    elif entry.is_file():
+                        stat = entry.stat()
+                        files.append(name)
+                        digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+                    else:
+                        raise InvalidImageError(
+                            f"{self._where}: {entry.path} is neither a regular file nor a folder "
+                            "(a broken symbolic link, FIFO, socket or device) and cannot be read; "
+                            "expected PNG or JPEG image files — remove or replace it"
+                        )
+                except OSError as exc:
+                    raise InvalidImageError(
+                        f"{self._where}: {entry.path} cannot be read ({exc})"
+                    ) from None
+        return files, dirs, f"files={len(files)} sha256={digest.hexdigest()}"
+
+    def _scan_archive(self, archive: Path, decoder: _Decoder) -> tuple[_Layout, dict[str, int]]:
+        files: list[str] = []
+        dirs: list[str] = []
+        index: dict[str, int] = {}
+
+        def want(name: str) -> bool:
+            return not _hidden(name) and _is_candidate(name)
+
+        for entry in iter_archive(archive, self.ARCHIVE_LIMITS, want, label="Image archive"):
+            if _hidden(entry.name):
+                continue
+            if entry.is_dir:
+                dirs.append(entry.name)
+                continue
+            files.append(entry.name)
+            if entry.data is not None:
+                if entry.name in index:
+                    raise ImageLayoutError(
+                        f"{self._where} holds {entry.name} twice; expected each image once"
+                    )
+                index[entry.name] = decoder.add(entry.data)
+        return find_layout(files, dirs, self._where), index
+
+    def _assemble(
+        self,
+        layout: _Layout,
+        index: dict[str, int],
+        images: np.ndarray,
+        problems: dict[int, str],
+        kind: str,
+    ) -> ImageSplits:
+        parts = {}
+        for split in SPLITS:
+            positions = np.fromiter(
+                (index[name] for name, _ in layout.files[split]), dtype=np.int64
+            )
+            for name, _ in layout.files[split] if problems else ():
+                problem = problems.get(index[name])
+                if problem is not None:
+                    shown = (
+                        str(self._path / name) if kind == "folder" else f"{name} (in the archive)"
+                    )
+                    raise InvalidImageError(f"Image {shown} of {self._where} {problem}")
+            labels = np.fromiter((label for _, label in layout.files[split]), dtype=np.int64)
+            parts[split] = LabelledImages(
+                images=np.ascontiguousarray(images[positions]), labels=labels
+            )
+        splits = ImageSplits(
+            train=parts["train"],
+            test=parts["test"],
+            class_names=layout.class_names,
+            description="",
+        )
+        return _with_description(splits, self._description(kind, splits))
+
+    def _description(self, kind: str, splits: ImageSplits | None) -> str:
+        text = f"image {kind} {self._path}"
+        if splits is not None:
+            text += (
+                f" ({len(splits.train)} train / {len(splits.test)} test images, "
+                f"{len(splits.class_names)} classes)"
+            )
+        return text
+
+
+def _with_description(splits: ImageSplits, description: str) -> ImageSplits:
+    return ImageSplits(
+        train=splits.train,
+        test=splits.test,
+        class_names=splits.class_names,
+        description=description,
+    )
+
+
+def _archive_fingerprint(path: Path) -> str:
+    """Size, mtime and a hash of the first and last MiB: cheap, and changes with the file."""
+    stat = path.stat()
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        digest.update(handle.read(1 << 20))
+        if stat.st_size > 2 << 20:
+            handle.seek(-(1 << 20), os.SEEK_END)
+        digest.update(handle.read(1 << 20))
+    return f"size={stat.st_size} mtime_ns={stat.st_mtime_ns} head_tail_sha256={digest.hexdigest()}"
