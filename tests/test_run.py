@@ -12,6 +12,7 @@ import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
+import activation_compare.layers  # noqa: F401  (registers RReLU for loading)
 from conftest import copy_project, kedro_cli
 
 EXPECTED_NAMESPACES = {"relu", "rrelu"}

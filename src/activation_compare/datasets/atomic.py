@@ -1,0 +1,70 @@
+"""Kedro-datasets' file datasets, made to replace their file atomically on save.
+
+kedro-datasets writes straight into the final path, so a crash or a second
+`kedro run` writing the same file at the same moment can leave a half-written
+model or report that a later run would trust. These subclasses let the parent
+write to a unique temporary name in the same folder and then ``os.replace`` it
+into place, which is atomic on a local filesystem: a reader sees the old file
+or the new one, never a mixture. Other protocols (s3, gcs, …) are written as
+the parent class writes them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from kedro_datasets.json import JSONDataset
+from kedro_datasets.matplotlib import MatplotlibDataset
+from kedro_datasets.pandas import CSVDataset
+from kedro_datasets.tensorflow import TensorFlowModelDataset
+from kedro_datasets.text import TextDataset
+
+
+class _AtomicSave:
+    """Mixin: route the parent's ``save`` to a temporary path, then rename it into place."""
+
+    _atomic_temporary: PurePosixPath | None = None
+
+    def _get_save_path(self) -> PurePosixPath:
+        return self._atomic_temporary or super()._get_save_path()  # type: ignore[misc]
+
+    def save(self, data: Any) -> None:
+        if getattr(self, "_protocol", "file") != "file":
+            return super().save(data)  # type: ignore[misc]
+        final = super()._get_save_path()  # type: ignore[misc]
+        # Same folder, so the rename never crosses filesystems; a leading dot
+        # keeps the temporary file out of globs of the real outputs.
+        temporary = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+        Path(final).parent.mkdir(parents=True, exist_ok=True)
+        self._atomic_temporary = temporary
+        try:
+            super().save(data)  # type: ignore[misc]
+            os.replace(temporary, final)
+        finally:
+            self._atomic_temporary = None
+            Path(temporary).unlink(missing_ok=True)
+        self._invalidate_cache()  # type: ignore[attr-defined]
+        return None
+
+
+class AtomicTensorFlowModelDataset(_AtomicSave, TensorFlowModelDataset):
+    """``tensorflow.TensorFlowModelDataset`` with an atomic save."""
+
+
+class AtomicJSONDataset(_AtomicSave, JSONDataset):
+    """``json.JSONDataset`` with an atomic save."""
+
+
+class AtomicCSVDataset(_AtomicSave, CSVDataset):
+    """``pandas.CSVDataset`` with an atomic save."""
+
+
+class AtomicTextDataset(_AtomicSave, TextDataset):
+    """``text.TextDataset`` with an atomic save."""
+
+
+class AtomicMatplotlibDataset(_AtomicSave, MatplotlibDataset):
+    """``matplotlib.MatplotlibDataset`` with an atomic save (single figures)."""
