@@ -1,0 +1,285 @@
+"""MLflow tracking of real smoke ``compare`` runs: the run tree, live metrics, failures, reruns.
+
+Smoke runs are the expensive part (TensorFlow), so one CLI run is shared by
+the structure assertions (module fixture), and the other runs happen in this
+process (no second TensorFlow start-up): a rerun, a failing run, an
+interrupted run, and a run against a real ``mlflow server``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import time
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+import activation_compare.layers  # noqa: F401 - registers RReLU for keras.saving
+from activation_compare import training_events
+
+ACTIVATIONS = ("relu", "rrelu")
+EPOCHS = 2  # conf/smoke/parameters.yml
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory, tracking, mlflow_server):
+    """One smoke ``compare`` through the real ``kedro`` CLI, default tracking config.
+
+    ``mlflow_server`` is only requested to start the server now: its start-up
+    overlaps this run instead of adding to the suite's time.
+    """
+    project = tracking.copy_project(tmp_path_factory.mktemp("cli") / "project")
+    started = time.monotonic()
+    result = tracking.kedro_cli(project, "run", "--env", "smoke", "--pipeline=compare")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    # Snapshot the Kedro-saved models: the rerun below overwrites data/06_models.
+    saved = tmp_path_factory.mktemp("saved-models")
+    for path in (project / "data" / "06_models").glob("*.keras"):
+        shutil.copy2(path, saved / path.name)
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    return {
+        "project": project,
+        "uri": uri,
+        "client": MlflowClient(uri),
+        "output": result.stdout + result.stderr,
+        "saved_models": saved,
+        "seconds": time.monotonic() - started,
+    }
+
+
+def test_default_store_is_sqlite_and_artifacts_in_the_project(cli_run, tracking):
+    """No config, no env var: <project>/mlflow.db and <project>/mlartifacts, no server."""
+    project, client = cli_run["project"], cli_run["client"]
+    assert (project / "mlflow.db").is_file()
+    experiment = client.get_experiment_by_name(tracking.SMOKE_EXPERIMENT)
+    assert experiment.artifact_location == (project / "mlartifacts").as_uri()
+    for run in tracking.runs_of(client):
+        assert run.info.artifact_uri.startswith((project / "mlartifacts").as_uri() + "/")
+    assert any((project / "mlartifacts").rglob("MLmodel"))
+    assert not (project / "mlruns").exists()
+
+
+def test_compare_run_tree(cli_run, tracking):
+    """One parent named after the pipeline, one child per activation x seed, all FINISHED."""
+    client = cli_run["client"]
+    runs = tracking.runs_of(client)
+    parent, children = tracking.split_tree(runs)
+    assert parent.info.run_name == "compare"
+    assert parent.info.status == "FINISHED"
+    tags = parent.data.tags
+    assert tags["kedro.pipeline"] == "compare" and tags["kedro.env"] == "smoke"
+    assert tags["kedro.run_id"]
+    assert "mlflow.source.git.commit" not in tags  # the copy is not a git repository
+    assert {c.data.tags["kedro.run_id"] for c in children} == {tags["kedro.run_id"]}
+    assert sorted(c.info.run_name for c in children) == ["relu-seed0", "rrelu-seed0"]
+    for child in children:
+        tracking.assert_model_run(
+            client, child, activation=child.data.tags["activation"], seed=0, epochs=EPOCHS
+        )
+    # The same metric keys in every child: MLflow's compare view overlays them.
+    keys = [set(c.data.metrics) for c in children]
+    assert keys[0] == keys[1]
+
+
+def test_child_test_accuracy_matches_the_kedro_report(cli_run, tracking):
+    table = pd.read_csv(cli_run["project"] / "data" / "08_reporting" / "comparison.csv")
+    _, children = tracking.split_tree(tracking.runs_of(cli_run["client"]))
+    for child in children:
+        row = table[table["activation"] == child.data.tags["activation"]].iloc[0]
+        assert child.data.metrics["test_accuracy"] == pytest.approx(row["test_accuracy"])
+        history = pd.read_csv(
+            cli_run["project"] / "data" / "07_model_output" / f"{child.info.run_name.replace('-', '_')}_history.csv"
+        )
+        logged = cli_run["client"].get_metric_history(child.info.run_id, "val_accuracy")
+        assert [m.value for m in sorted(logged, key=lambda m: m.step)] == pytest.approx(
+            history["val_accuracy"].tolist()
+        )
+
+
+def test_parent_holds_the_comparison(cli_run, tracking):
+    client = cli_run["client"]
+    parent, children = tracking.split_tree(tracking.runs_of(client))
+    files = tracking.artifact_files(client, parent.info.run_id)
+    for path in ("comparison.csv", "comparison.md", "accuracy_curves.png", "comparison_summary.json"):
+        assert files.get(path, 0) > 0, (path, files)
+    summary = json.loads((cli_run["project"] / "data" / "08_reporting" / "comparison_summary.json").read_text())
+    accuracy = {c.data.tags["activation"]: c.data.metrics["test_accuracy"] for c in children}
+    metrics = parent.data.metrics
+    for activation in ACTIVATIONS:
+        assert metrics[f"test_accuracy_{activation}"] == pytest.approx(accuracy[activation])
+    assert metrics["test_accuracy_diff_rrelu_vs_relu"] == pytest.approx(
+        accuracy["rrelu"] - accuracy["relu"]
+    )
+    assert metrics["test_accuracy_diff_rrelu_vs_relu"] == pytest.approx(summary["comparisons"]["rrelu"]["mean"])
+    assert parent.data.params["compare.activations"] == json.dumps(list(ACTIVATIONS))
+
+
+def test_logged_models_load_with_pyfunc_and_agree_with_kedro(cli_run, tracking):
+    """The MLflow Keras-flavour model predicts the classes the Kedro-saved .keras model predicts."""
+    import mlflow
+
+    client = cli_run["client"]
+    _, children = tracking.split_tree(tracking.runs_of(client))
+    images = np.random.default_rng(0).random((64, 32, 32, 3), dtype=np.float32)
+    with tracking.global_tracking_uri(cli_run["uri"]):
+        for child in children:
+            pyfunc = mlflow.pyfunc.load_model(f"runs:/{child.info.run_id}/model")
+            assert pyfunc.metadata.signature is not None
+            assert pyfunc.metadata.saved_input_example_info is not None
+            assert "keras" in pyfunc.metadata.flavors
+            saved = keras.saving.load_model(
+                cli_run["saved_models"] / f"{child.info.run_name.replace('-', '_')}.keras"
+            )
+            expected = saved.predict(images, verbose=0).argmax(axis=1)
+            assert np.array_equal(np.asarray(pyfunc.predict(images)).argmax(axis=1), expected)
+
+
+def test_tracking_is_quiet_on_the_console(cli_run):
+    output = cli_run["output"]
+    for noise in ("Creating initial MLflow database tables", "alembic", "Uploading artifacts",
+                  "Failed to resolve installed pip version", "mlflow.utils"):
+        assert noise not in output
+
+
+def test_rerun_makes_new_runs_and_keeps_earlier_artifacts(cli_run, tracking, monkeypatch):
+    """A second run in the same project (single model: one run, no parent) adds, never overwrites.
+
+    In-process, with pytest's cwd elsewhere: the store is still <project>/mlflow.db.
+    """
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    project, client = cli_run["project"], cli_run["client"]
+    before = tracking.runs_of(client)
+    artifacts = project / "mlartifacts"
+    digests = tracking.file_digests(artifacts)
+
+    session_id = tracking.run_session(
+        project, {"compare": {"activations": ["rrelu"]}, "training": {"epochs": 1}}
+    )
+
+    (run,) = tracking.runs_of(client, session_id)  # one model: one run, no parent/child
+    assert run.info.run_name == "rrelu-seed0"
+    assert "mlflow.parentRunId" not in run.data.tags
+    tracking.assert_model_run(client, run, activation="rrelu", seed=0, epochs=1)
+    files = tracking.artifact_files(client, run.info.run_id)
+    assert {"comparison.csv", "comparison.md", "accuracy_curves.png", "comparison_summary.json"} <= set(files)
+    assert run.data.metrics["test_accuracy_rrelu"] == pytest.approx(run.data.metrics["test_accuracy"])
+
+    after = tracking.runs_of(client)
+    assert len(after) == len(before) + 1
+    assert run.info.run_id not in {r.info.run_id for r in before}
+    assert run.info.artifact_uri not in {r.info.artifact_uri for r in before}
+    old_models = {r.outputs.model_outputs[0].model_id for r in before if r.outputs and r.outputs.model_outputs}
+    assert run.outputs.model_outputs[0].model_id not in old_models
+    # Every earlier artifact is still there, byte for byte; the earlier runs are untouched.
+    assert {k: v for k, v in tracking.file_digests(artifacts).items() if k in digests} == digests
+    assert {r.info.run_id: r.info.status for r in tracking.runs_of(client) if r.info.run_id != run.info.run_id} == {
+        r.info.run_id: "FINISHED" for r in before
+    }
+
+
+def test_failing_node_leaves_failed_runs_and_none_running(tmp_path, tracking, monkeypatch, scratch_store):
+    """A batch size larger than the training set raises in the train node."""
+    uri = scratch_store
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    project = tracking.copy_project(tmp_path / "project")
+    with pytest.raises(ValueError, match="batch_size") as raised:
+        tracking.run_session(project, {"training": {"batch_size": 100000}})
+
+    client = MlflowClient(uri)
+    runs = tracking.runs_of(client, raised.value.session_id)
+    parent, children = tracking.split_tree(runs)
+    assert {r.info.status for r in runs} == {"FAILED"}
+    assert "batch_size" in parent.data.tags["kedro.error"]
+    assert parent.data.tags["kedro.failed_node"].endswith("train_model_seed0_node")
+    failed = [c for c in children if "kedro.error" in c.data.tags]
+    assert len(failed) == 1 and "batch_size" in failed[0].data.tags["kedro.error"]
+    assert failed[0].data.params["training.batch_size"] == "100000"  # --params reach the runs
+    assert not [r for r in tracking.runs_of(client, raised.value.session_id) if r.info.status == "RUNNING"]
+
+
+def test_epoch_metrics_are_live_and_ctrl_c_ends_the_runs_killed(tmp_path, tracking, monkeypatch, scratch_store):
+    """Epoch k's metrics are in the store when epoch k+1 ends; SIGINT then ends every run KILLED.
+
+    A listener subscribed before the session runs is called before the
+    tracking hook's own (subscriptions are per thread, in order), so at the
+    end of epoch 1 it sees what the hook logged at the end of epoch 0 and
+    nothing of epoch 1. It then sends a real SIGINT, as Ctrl-C would.
+    """
+    uri = scratch_store
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    project = tracking.copy_project(tmp_path / "project")
+    client = MlflowClient(uri)
+    seen: dict[str, dict[str, list[int]]] = {}
+
+    def probe(event: training_events.EpochEnd) -> None:
+        if event.epoch != 1:
+            return
+        for run in tracking.runs_of(client):
+            if run.info.status == "RUNNING" and "mlflow.parentRunId" in run.data.tags and run.data.metrics:
+                seen[run.info.run_name] = {
+                    key: tracking.steps(client, run.info.run_id, key) for key in tracking.EPOCH_METRICS
+                }
+        signal.raise_signal(signal.SIGINT)
+
+    handler_before = signal.getsignal(signal.SIGINT)
+    training_events.subscribe(probe)
+    try:
+        with pytest.raises(KeyboardInterrupt) as raised:
+            tracking.run_session(project, {"training": {"epochs": 3}})
+    finally:
+        training_events.unsubscribe(probe)
+
+    assert len(seen) == 1, seen  # the model being trained, while it trains
+    (steps_at_epoch_1,) = seen.values()
+    assert steps_at_epoch_1 == {key: [0] for key in tracking.EPOCH_METRICS}
+
+    deadline = time.monotonic() + 30
+    while True:
+        runs = tracking.runs_of(client, raised.value.session_id)
+        if {r.info.status for r in runs} == {"KILLED"} or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    parent, children = tracking.split_tree(runs)
+    assert {r.info.status for r in runs} == {"KILLED"}, [(r.info.run_name, r.info.status) for r in runs]
+    assert children
+    assert signal.getsignal(signal.SIGINT) is handler_before  # the hook put Ctrl-C back
+
+
+def test_same_tree_against_a_real_mlflow_server(tmp_path, tracking, mlflow_server, monkeypatch):
+    """HTTP tracking URI: runs in the server's database, artifacts in its artifact store."""
+    import mlflow
+
+    uri = mlflow_server.url
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    project = tracking.copy_project(tmp_path / "project")
+    session_id = tracking.run_session(project, {"training": {"epochs": 1}})
+
+    client = MlflowClient(uri)
+    runs = tracking.runs_of(client, session_id)
+    parent, children = tracking.split_tree(runs)
+    assert parent.info.run_name == "compare" and parent.info.status == "FINISHED"
+    assert sorted(c.info.run_name for c in children) == ["relu-seed0", "rrelu-seed0"]
+    for child in children:
+        tracking.assert_model_run(client, child, activation=child.data.tags["activation"], seed=0, epochs=1)
+        assert child.info.artifact_uri.startswith("mlflow-artifacts:/")
+    files = tracking.artifact_files(client, parent.info.run_id)
+    assert {"comparison.csv", "comparison.md", "accuracy_curves.png", "comparison_summary.json"} <= set(files)
+    # Artifacts went through the server to its --artifacts-destination, not the project.
+    assert any(mlflow_server.artifacts.rglob("accuracy_curves.png"))
+    assert any(mlflow_server.artifacts.rglob("MLmodel"))
+    assert not (project / "mlflow.db").exists() and not (project / "mlartifacts").exists()
+
+    images = np.random.default_rng(1).random((16, 32, 32, 3), dtype=np.float32)
+    saved = keras.saving.load_model(project / "data" / "06_models" / "rrelu_seed0.keras")
+    rrelu = next(c for c in children if c.data.tags["activation"] == "rrelu")
+    with tracking.global_tracking_uri(uri):
+        pyfunc = mlflow.pyfunc.load_model(f"runs:/{rrelu.info.run_id}/model")
+    assert np.array_equal(
+        np.asarray(pyfunc.predict(images)).argmax(axis=1), saved.predict(images, verbose=0).argmax(axis=1)
+    )
