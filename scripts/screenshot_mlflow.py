@@ -1,0 +1,342 @@
+#!/usr/bin/env python
+"""Screenshot MLflow's comparison of the newest ``compare`` run's models (RReLU vs ReLU).
+
+Needs Chromium from the OS (no browser download)::
+
+    sudo apt-get update && sudo apt-get install -y chromium
+
+Then, from the project root, after ``kedro run --pipeline=compare``::
+
+    uv run python scripts/screenshot_mlflow.py                # docs/images/mlflow_compare.png
+    uv run python scripts/screenshot_mlflow.py --env smoke    # the smoke experiment
+
+What it does:
+
+1. Finds the tracking store and experiment the way the project's tracking hook
+   does (``conf/base/mlflow.yml``, then ``conf/<env>/mlflow.yml``;
+   ``MLFLOW_TRACKING_URI``/``MLFLOW_EXPERIMENT_NAME`` win).
+2. For an SQLite store, copies the database (SQLite's online backup, so a run
+   that is writing meanwhile is fine) and starts ``mlflow server`` on
+   127.0.0.1 on the copy: the project's store is only ever read. An
+   ``http(s)://`` tracking URI is used as it is, with no server started.
+3. Picks the newest finished parent run named ``compare`` (``--run-id`` to
+   choose another, ``--include-running`` to allow one still training) and its
+   child runs, one per model (``<activation>-seed<N>``).
+4. Opens the experiment's run comparison (chart view) in headless Chromium,
+   filtered to those child runs, keeps the ``accuracy`` and ``val_accuracy``
+   charts (``--charts``, a regular expression), enlarges them and takes the
+   screenshot. The browser resolves no host but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _headless import (
+    Browser,
+    background,
+    executable,
+    free_port,
+    log_tail,
+    project_root,
+    wait_for_http,
+)
+
+DEFAULT_CHARTS = r"^(val_)?accuracy$"
+PARENT_RUN_NAME = "compare"
+# MLflow's UI settings in localStorage: the classic "model training" UI, no assistant panel.
+UI_SETTINGS = {
+    "mlflow.workflowType_v1": json.dumps("machine_learning"),
+    "mlflow.assistant.panelOpen_v1": "false",
+    "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": "true",
+    "databricks-dark-mode-pref": "light",
+}
+SEARCH_CHARTS = 'input[placeholder="Search metric charts"]'
+# One colour family per activation (blue, orange, green, red, purple), one shade per seed.
+COLOUR_FAMILIES = [
+    ["#1f77b4", "#6baed6", "#08519c", "#9ecae1"],
+    ["#ff7f0e", "#fdae6b", "#a63603", "#fdd0a2"],
+    ["#2ca02c", "#74c476", "#006d2c", "#a1d99b"],
+    ["#d62728", "#fb6a4a", "#a50f15", "#fcbba1"],
+    ["#9467bd", "#9e9ac8", "#54278f", "#cbc9e2"],
+]
+
+
+# --- where the runs are ---------------------------------------------------------------
+
+
+def tracking_config(project: Path, env: str | None) -> dict[str, Any]:
+    """conf/base/mlflow.yml updated by conf/<env>/mlflow.yml (as Kedro merges them)."""
+    import yaml
+
+    config: dict[str, Any] = {}
+    for folder in ("base", env or "local"):
+        path = project / "conf" / folder / "mlflow.yml"
+        if path.is_file():
+            config.update(yaml.safe_load(path.read_text()) or {})
+    return config
+
+
+def resolve_uri(uri: str, project: Path) -> str:
+    """``sqlite:///mlflow.db`` is relative to the project root (as in activation_compare.tracking)."""
+    if uri.startswith("sqlite:///"):
+        path = uri[len("sqlite:///") :].partition("?")[0]
+        if path and not path.startswith("/"):
+            return f"sqlite:///{(project / path).resolve().as_posix()}"
+    return uri
+
+
+def copy_sqlite(uri: str, destination: Path) -> str:
+    """Copy an SQLite store with SQLite's backup API (consistent even while a run writes)."""
+    source = Path(uri[len("sqlite:///") :].partition("?")[0])
+    if not source.is_file():
+        sys.exit(f"No MLflow store at {source}: run `kedro run --pipeline=compare` first.")
+    reader = sqlite3.connect(f"{source.as_uri()}?mode=ro", uri=True, timeout=60)
+    writer = sqlite3.connect(destination)
+    try:
+        reader.backup(writer)
+    finally:
+        writer.close()
+        reader.close()
+    return f"sqlite:///{destination.as_posix()}"
+
+
+def find_runs(
+    uri: str, experiment_name: str, run_id: str | None, include_running: bool
+) -> tuple[Any, Any, list[Any]]:
+    """The experiment, the parent ``compare`` run and its children (oldest first)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        sys.exit(f"No experiment {experiment_name!r} at {uri}: run `kedro run --pipeline=compare` first.")
+    if run_id:
+        candidates = [client.get_run(run_id)]
+    else:
+        statuses = {"FINISHED", "RUNNING"} if include_running else {"FINISHED"}
+        candidates = [
+            run
+            for run in client.search_runs(
+                [experiment.experiment_id],
+                filter_string=f"attributes.run_name = '{PARENT_RUN_NAME}'",
+                order_by=["attributes.start_time DESC"],
+                max_results=50,
+            )
+            if run.info.status in statuses
+        ]
+    for parent in candidates:
+        if "mlflow.parentRunId" in parent.data.tags:
+            continue
+        children = client.search_runs(
+            [experiment.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+            order_by=["attributes.start_time ASC"],
+        )
+        if children:
+            return experiment, parent, children
+    sys.exit(
+        f"No finished '{PARENT_RUN_NAME}' run with model runs in experiment {experiment_name!r}: "
+        "run `kedro run --pipeline=compare` first (or pass --include-running / --run-id)."
+    )
+
+
+# --- the browser ----------------------------------------------------------------------
+
+
+def _js(value: Any) -> str:
+    return json.dumps(value)
+
+
+def run_colours(children: list[Any]) -> dict[str, str]:
+    """Run id -> colour: a colour family per activation, a shade per seed (MLflow's localStorage)."""
+    activations: list[str] = []
+    seen: dict[str, int] = {}
+    colours = {}
+    for child in children:
+        activation = child.data.tags.get("activation") or child.info.run_name.rsplit("-seed", 1)[0]
+        if activation not in activations:
+            activations.append(activation)
+        family = COLOUR_FAMILIES[activations.index(activation) % len(COLOUR_FAMILIES)]
+        shade = seen.get(activation, 0)
+        seen[activation] = shade + 1
+        colours[child.info.run_id] = family[shade % len(family)]
+    return colours
+
+
+def shoot(base_url: str, experiment: Any, parent: Any, children: list[Any], args: argparse.Namespace) -> Path:
+    parent_id = parent.info.run_id
+    search = f"tags.mlflow.parentRunId = '{parent_id}'"
+    query = urllib.parse.urlencode(
+        {"workflowType": "machine_learning", "compareRunsMode": "CHART", "searchFilter": search},
+        quote_via=urllib.parse.quote,
+    )
+    url = f"{base_url}/#/experiments/{experiment.experiment_id}/runs?{query}"
+    row = f'[row-id="{parent_id}"]'
+    child_rows = [f'[row-id="{c.info.run_id}"]' for c in children]
+    names = [c.info.run_name for c in children]
+    ui_settings = {**UI_SETTINGS, "experimentRunColors": json.dumps(run_colours(children))}
+    settings = "".join(f"localStorage.setItem({_js(k)}, {_js(v)});" for k, v in ui_settings.items())
+    with Browser(args.width, args.height) as browser:
+        browser.send("Page.addScriptToEvaluateOnNewDocument", source=settings)
+        browser.navigate(url)
+        browser.wait_until(f"!!document.querySelector({_js(SEARCH_CHARTS)})", 180, "the runs' chart view")
+        # Child runs are grouped under their parent: expand it, then hide the parent
+        # (it has no per-epoch metrics) so the legends list only the models.
+        expand = f"{row} button[data-component-id*=runnamecellrenderer]"
+        browser.wait_until(f"!!document.querySelector({_js(expand)})", 120, "the parent run's row")
+        browser.evaluate(f"document.querySelector({_js(expand)}).click()")
+        all_children = " && ".join(f"!!document.querySelector({_js(r)})" for r in child_rows)
+        browser.wait_until(all_children, 60, "the child runs' rows")
+        browser.evaluate(
+            f"document.querySelector({_js(row + ' input.is-visibility-toggle-checkbox')}).click()"
+        )
+        # Keep the charts of interest (MLflow's chart search is a case-insensitive regex).
+        browser.evaluate(f"document.querySelector({_js(SEARCH_CHARTS)}).focus()")
+        browser.send("Input.insertText", text=args.charts)
+        browser.wait_until(
+            "document.querySelectorAll('[data-testid=draggable-card-resize-handle]').length > 0",
+            60,
+            "a chart matching " + args.charts,
+        )
+        _enlarge_charts(browser, args.chart_height)
+        # Every chart has drawn every model's line and names it in its legend.
+        legends_ready = (
+            "(() => { const t = document.querySelector('[data-testid=draggable-chart-cards-grid]')"
+            "?.innerText || ''; return " + _js(names) + ".every(n => t.includes(n)); })()"
+        )
+        browser.wait_until(legends_ready, 120, "the charts' legends")
+        browser.send("Input.dispatchMouseEvent", type="mouseMoved", x=5, y=args.height - 5)
+        browser.settle(3)
+        titles = browser.evaluate(
+            "Array.from(document.querySelectorAll('[data-testid=draggable-chart-cards-grid] > *'))"
+            ".map(c => (c.innerText || '').split('\\n')[0])"
+        )
+        out = browser.screenshot(args.out)
+    print(f"charts: {titles}")
+    return out
+
+
+def _enlarge_charts(browser: Browser, height: int) -> None:
+    """Drag the first chart's corner to half the grid's width: MLflow sizes the others alike."""
+    handle = browser.evaluate(
+        "(() => { const r = document.querySelector('[data-testid=draggable-card-resize-handle]')"
+        ".getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+    )
+    grid = browser.evaluate(
+        "(() => { const r = document.querySelector('[data-testid=draggable-chart-cards-grid]')"
+        ".getBoundingClientRect(); return [r.x, r.y, r.width]; })()"
+    )
+    x, y = handle
+    target_x, target_y = grid[0] + grid[2] / 2 - 10, grid[1] + height
+    browser.send("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+    browser.send("Input.dispatchMouseEvent", type="mousePressed", x=x, y=y, button="left", clickCount=1)
+    for step in range(1, 13):
+        browser.send(
+            "Input.dispatchMouseEvent",
+            type="mouseMoved",
+            x=x + (target_x - x) * step / 12,
+            y=y + (target_y - y) * step / 12,
+            button="left",
+            buttons=1,
+        )
+        time.sleep(0.05)
+    browser.send(
+        "Input.dispatchMouseEvent", type="mouseReleased", x=target_x, y=target_y, button="left", clickCount=1
+    )
+    browser.settle(2)
+
+
+# --- main -------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--project", help="the Kedro project (default: this repository)")
+    parser.add_argument("--env", default=os.environ.get("KEDRO_ENV"), help="Kedro environment")
+    parser.add_argument("--tracking-uri", help="default: conf/<env>/mlflow.yml or $MLFLOW_TRACKING_URI")
+    parser.add_argument("--experiment", help="default: conf/<env>/mlflow.yml or $MLFLOW_EXPERIMENT_NAME")
+    parser.add_argument("--run-id", help="the parent run (default: the newest finished 'compare' run)")
+    parser.add_argument("--include-running", action="store_true", help="allow a run still in progress")
+    parser.add_argument(
+        "--charts", default=DEFAULT_CHARTS, help=f"charts to keep, a regex (default {DEFAULT_CHARTS})"
+    )
+    parser.add_argument("--out", help="default: <project>/docs/images/mlflow_compare.png")
+    parser.add_argument("--width", type=int, default=1800)
+    parser.add_argument("--height", type=int, default=900)
+    parser.add_argument("--chart-height", type=int, default=560, help="height of each chart, pixels")
+    args = parser.parse_args(argv)
+
+    project = project_root(args.project)
+    args.out = Path(args.out or project / "docs" / "images" / "mlflow_compare.png")
+    config = tracking_config(project, args.env)
+    uri = resolve_uri(
+        args.tracking_uri
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or config.get("tracking_uri")
+        or "sqlite:///mlflow.db",
+        project,
+    )
+    experiment_name = (
+        args.experiment
+        or os.environ.get("MLFLOW_EXPERIMENT_NAME")
+        or config.get("experiment_name")
+        or "activation-compare"
+    )
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+
+    with tempfile.TemporaryDirectory(prefix="mlflow-screenshot-") as tmp:
+        workdir = Path(tmp)
+        served = copy_sqlite(uri, workdir / "mlflow.db") if uri.startswith("sqlite:///") else uri
+        experiment, parent, children = find_runs(served, experiment_name, args.run_id, args.include_running)
+        print(
+            f"experiment {experiment_name!r} ({experiment.experiment_id}), parent run "
+            f"{parent.info.run_id} ({parent.info.status}), models: "
+            f"{[c.info.run_name for c in children]}",
+            flush=True,
+        )
+        if not served.startswith("sqlite:///"):
+            out = shoot(served.rstrip("/"), experiment, parent, children, args)
+        else:
+            port = free_port()
+            log = workdir / "mlflow-server.log"
+            environ = {
+                **os.environ,
+                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no job runner or workers
+                "MLFLOW_DISABLE_TELEMETRY": "true",
+                "DO_NOT_TRACK": "1",
+            }
+            command = [
+                executable("mlflow"), "server",
+                "--backend-store-uri", served,
+                "--host", "127.0.0.1",
+                "--port", str(port),
+                "--workers", "1",
+            ]  # fmt: skip
+            # cwd: anything the server would create (./mlartifacts) goes to the temp dir.
+            with background(command, cwd=workdir, env=environ, log=log) as server:
+                base = f"http://127.0.0.1:{port}"
+                try:
+                    wait_for_http(base + "/health", 180, server)
+                    out = shoot(base, experiment, parent, children, args)
+                except Exception:
+                    print(log_tail(log), file=sys.stderr)
+                    raise
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
