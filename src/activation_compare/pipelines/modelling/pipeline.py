@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import partial, update_wrapper
+import inspect
+from functools import wraps
+from typing import Any
 
 from kedro.pipeline import Node, Pipeline
 
@@ -21,13 +23,23 @@ def seed_suffix(seed: int) -> str:
     return f"_seed{seed}"
 
 
-def _bound(func: Callable, **kwargs: object) -> partial:
+def _bound(func: Callable, **fixed: Any) -> Callable:
     """``func`` with keyword-only arguments fixed.
 
-    It keeps the function's name, docstring and type hints, so kedro-viz shows
-    the real node and Kedro still validates the typed ``params:`` inputs.
+    A plain function rather than a ``functools.partial``: kedro-viz shows code
+    and docstrings only for functions, and Kedro reads the type hints of the
+    remaining parameters to validate typed ``params:`` inputs.
     """
-    return update_wrapper(partial(func, **kwargs), func)
+
+    @wraps(func)
+    def bound(*args: Any, **more: Any) -> Any:
+        return func(*args, **fixed, **more)
+
+    signature = inspect.signature(func)
+    bound.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[p for name, p in signature.parameters.items() if name not in fixed]
+    )
+    return bound
 
 
 def model_identity(node: Node) -> tuple[str, int] | None:
