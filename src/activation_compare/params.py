@@ -152,7 +152,9 @@ class TrainingParams(_Strict):
     optimizer: OptimizerParams = OptimizerParams()
     # Keras' fit() console output: 0 silent, 1 progress bar, 2 one line per epoch.
     verbose: Literal[0, 1, 2] = 2
-    # Re-run models whose outputs already exist (otherwise they are reused).
+    # Train every model from scratch, discarding its training state. Otherwise a
+    # model whose training finished with the same parameters is reused, and an
+    # interrupted one resumes from its last epoch (pipelines/modelling/checkpoints.py).
     retrain: bool = False
     # XLA compilation of the train step. Off: on a CPU it made this small model
     # about 2x slower than TensorFlow's own kernels (see README, Speed).

@@ -3,10 +3,12 @@
 from kedro.config import OmegaConfigLoader
 
 from activation_compare.hooks import ProjectHooks
+from activation_compare.pipelines.modelling.checkpoints import TrainingStateHooks
 from activation_compare.progress import ProgressHooks
 from activation_compare.tracking import MlflowTrackingHook
 
-HOOKS = (ProjectHooks(), ProgressHooks(), MlflowTrackingHook())
+# TrainingStateHooks: unwritable output folders fail the run before anything starts.
+HOOKS = (ProjectHooks(), ProgressHooks(), MlflowTrackingHook(), TrainingStateHooks())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -23,11 +23,40 @@ never through ``mlflow.start_run``/``mlflow.log_*`` and MLflow's "active run":
   in-memory outputs it is handed there (the trained Keras model, report,
   figures, comparison table) and never reads files that are not written yet.
 * Every run it opens is closed: FINISHED after the pipeline, FAILED from
-  ``on_node_error``/``on_pipeline_error``, KILLED on Ctrl-C. Kedro does not
-  pass ``KeyboardInterrupt`` (not an ``Exception``) to ``on_pipeline_error``,
-  so the hook wraps the SIGINT handler while a pipeline runs, ends the runs
-  from a helper thread and re-raises; an ``atexit`` handler and the next run in
-  the same process close whatever is still open (e.g. after ``SystemExit``).
+  ``on_node_error``/``on_pipeline_error``, KILLED on Ctrl-C or SIGTERM. Kedro
+  does not pass ``KeyboardInterrupt`` (not an ``Exception``) to
+  ``on_pipeline_error``, so the hook wraps the SIGINT and SIGTERM handlers
+  while a pipeline runs, ends the runs from a helper thread and raises
+  ``KeyboardInterrupt`` (SIGTERM behaves as Ctrl-C); an ``atexit`` handler and
+  the next run in the same process close whatever is still open (e.g. after
+  ``SystemExit``). A ``SIGKILL`` leaves runs RUNNING: the next run that resumes
+  the model ends the dead process's parent run KILLED (runs carry
+  ``kedro.host``/``kedro.pid`` tags to tell a dead owner from a live one).
+* A model's run starts with its training (the training node's
+  :class:`~activation_compare.training_events.TrainingStart`), not with the
+  node that builds it, because only then is it known whether the model
+  resumes an interrupted training (see ``pipelines/modelling/checkpoints.py``):
+
+  - resumed: the SAME run continues. The run id is stored with the
+    checkpoint; the run (KILLED, FAILED, or RUNNING with a dead owner) is set
+    RUNNING again and re-attached to this ``kedro run``'s parent (tag
+    ``kedro.previous_parent_run_id`` names the old one, which gets
+    ``kedro.resumed_in_run_id``), and every epoch that the checkpoint holds but
+    the run lacks is back-filled, so each epoch metric has steps 0..E-1 exactly
+    once. A run that has steps the checkpoint lacks (cannot happen with the
+    commit order of checkpoints.py) is not reused: a new run gets all epochs.
+  - reused (finished before, not trained again) or continued after a FINISHED
+    run (``training.epochs`` increased): a new run under this parent, its
+    curves back-filled from the checkpoint, tags ``kedro.training`` = ``reused``
+    and ``kedro.reused_from_run_id``/``kedro.resumed_from_run_id``; the
+    FINISHED run stays in its own tree.
+  - after training, any epoch of the returned history missing from the run (a
+    failed live ``log_batch``) is logged, so the run is complete.
+* SQLite stores: the first use of a store (schema creation and migrations,
+  which MLflow does not serialise between processes) is done under an
+  exclusive lock file next to the database, and every call is retried while
+  SQLite answers "database is locked", so concurrent ``kedro run`` processes
+  sharing one ``mlflow.db`` are all recorded completely.
 * Tracking never stops a training: a failed MLflow call during the run is a
   warning. But if the store cannot be reached when the pipeline starts, the
   run fails at once, so nothing trains untracked by surprise
@@ -52,7 +81,10 @@ with one seed) is tracked as one run, without parent or children.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import functools
 import getpass
+import socket
 import json
 import logging
 import math
@@ -73,6 +105,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from kedro.framework.hooks import hook_impl
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 from activation_compare import training_events
 
@@ -111,6 +148,17 @@ TAG_GIT_COMMIT = "mlflow.source.git.commit"
 TAG_PARENT_RUN_ID = "mlflow.parentRunId"
 TAG_ACTIVATION = "activation"
 TAG_SEED = "seed"
+TAG_HOST = "kedro.host"
+TAG_PID = "kedro.pid"
+TAG_PID_STARTED = "kedro.pid_started"
+TAG_TRAINING = "kedro.training"  # trained | resumed | reused
+TAG_PREVIOUS_RUN_IDS = "kedro.previous_run_ids"  # Kedro session ids a resumed run spans
+TAG_PREVIOUS_PARENT = "kedro.previous_parent_run_id"
+TAG_RESUMED_IN = "kedro.resumed_in_run_id"
+TAG_RESUMED_FROM = "kedro.resumed_from_run_id"
+TAG_REUSED_FROM = "kedro.reused_from_run_id"
+_EPOCH_ROW_FIELDS = ("epoch", "time_ms")
+_MAX_BATCH_METRICS = 1000
 
 MODEL_ARTIFACT_NAME = "model"
 _EXAMPLE_IMAGES = 2
@@ -334,6 +382,115 @@ def _quiet_mlflow() -> None:
             named.setLevel(level)
 
 
+# --- processes, concurrency ---------------------------------------------------------
+
+
+def _process_tags() -> dict[str, str]:
+    """Which process owns a run, so a later run can tell a dead owner from a live one."""
+    tags = {TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid())}
+    try:
+        import psutil
+
+        tags[TAG_PID_STARTED] = f"{psutil.Process().create_time():.0f}"
+    except Exception:  # noqa: BLE001 - the pid alone will do
+        pass
+    return tags
+
+
+def _owner_alive(tags: Mapping[str, str]) -> bool:
+    """Whether the process that owns a RUNNING run may still be running (True when unsure)."""
+    host, pid = tags.get(TAG_HOST), tags.get(TAG_PID)
+    if not host or not pid or host != socket.gethostname():
+        return True
+    try:
+        import psutil
+
+        process = psutil.Process(int(pid))
+        started = tags.get(TAG_PID_STARTED)
+        if started and abs(process.create_time() - float(started)) > 2:
+            return False  # the pid was reused by another process
+        return process.status() != psutil.STATUS_ZOMBIE
+    except ImportError:  # pragma: no cover - psutil is a dependency
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except (OSError, ValueError):
+            return True
+        return True
+    except Exception as exc:  # noqa: BLE001
+        return type(exc).__name__ != "NoSuchProcess"
+
+
+def _is_locked_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
+class _RetryingClient:
+    """An ``MlflowClient`` whose calls are retried while SQLite says "database is locked".
+
+    MLflow's SQLite sessions already wait up to 20 s (``PRAGMA busy_timeout``);
+    under heavy contention (several runs logging at once on a loaded machine)
+    that can still run out. A failed SQLite transaction is rolled back, so a
+    retry never applies a call twice.
+    """
+
+    def __init__(self, client: Any, attempts: int = 8) -> None:
+        self._client = client
+        self._attempts = attempts
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        @functools.wraps(attribute)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            delay = 0.5
+            for attempt in range(1, self._attempts + 1):
+                try:
+                    return attribute(*args, **kwargs)
+                except Exception as exc:
+                    if attempt == self._attempts or not _is_locked_error(exc):
+                        raise
+                    logger.debug("MLflow: %s: database is locked, retry %d in %.1fs", name, attempt, delay)
+                    time.sleep(delay)
+                    delay = min(delay * 2, 8.0)
+            raise AssertionError("unreachable")
+
+        return call
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///") :].partition("?")[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+@contextlib.contextmanager
+def _store_setup_lock(uri: str):
+    """Serialise the first use of a SQLite store between processes.
+
+    MLflow creates and migrates a new store's schema without a lock, and two
+    processes doing it at once fail ("table ... already exists", "duplicate
+    column"). The lock file sits next to the database (same disk, same hosts).
+    """
+    path = _sqlite_path(uri)
+    if path is None or fcntl is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # mlflow.db-setup-lock: .gitignore's "/mlflow.db-*" (SQLite's own -journal files) covers it.
+    fd = os.open(path.with_name(f"{path.name}-setup-lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 # --- the state of one tracked pipeline run ---------------------------------------
 
 
@@ -343,11 +500,11 @@ class _Run:
 
     run_id: str
     name: str
-    pending_nodes: int = 0  # the model's nodes still to finish (child runs)
     params: dict[str, str] = field(default_factory=dict)
     closed: bool = False
-    listener: training_events.Listener | None = None
-    listener_thread: int | None = None
+    # A run of an earlier kedro run, continued here: metric keys it already had.
+    reopened: bool = False
+    earlier_metrics: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -356,15 +513,23 @@ class _Plan:
 
     models: Counter
     compares: bool
+    trained: set = field(default_factory=set)  # models with a training node
 
     @classmethod
     def of(cls, pipeline: Pipeline) -> _Plan:
         models: Counter = Counter()
+        trained = set()
         for node in pipeline.nodes:
             identity = _identity(node)
             if identity is not None:
                 models[identity] += 1
-        return cls(models=models, compares=any(n.name == COMPARE_NODE for n in pipeline.nodes))
+                if TRAINING_TAG in node.tags:
+                    trained.add(identity)
+        return cls(
+            models=models,
+            compares=any(n.name == COMPARE_NODE for n in pipeline.nodes),
+            trained=trained,
+        )
 
     @property
     def tracked(self) -> bool:
@@ -393,12 +558,22 @@ class _PipelineRun:
         self.plan = plan
         self.parameters = parameters
         self.pid = os.getpid()
-        self.client: MlflowClient = MlflowClient(tracking_uri=settings.tracking_uri)
         self._lock = threading.RLock()
         self._warned: set[str] = set()
         self.children: dict[tuple[str, int], _Run] = {}
+        # Nodes of each model still to finish; its run ends FINISHED at 0.
+        self.pending: Counter = Counter(plan.models)
+        # Models whose run is settled (new, or continued from an earlier kedro run).
+        self._settled: set[tuple[str, int]] = set()
+        # Data sizes seen by a training node before the model's run is settled.
+        self._stashed_params: dict[tuple[str, int], dict[str, Any]] = {}
+        # (thread, listeners) subscribed for each model's training node.
+        self._listeners: dict[tuple[str, int], tuple[int, list[Any]]] = {}
         self.failed_node: str | None = None
-        self.experiment_id = self._experiment_id()
+        with _store_setup_lock(settings.tracking_uri):
+            self.client: MlflowClient = _RetryingClient(MlflowClient(tracking_uri=settings.tracking_uri))
+            self.experiment_id = self._experiment_id()
+        self.session_id = str(run_params.get("run_id") or "")
         self.common_tags = self._common_tags(run_params, pipeline_name, project_path)
         if plan.nested or not plan.models:
             name = pipeline_name
@@ -411,7 +586,6 @@ class _PipelineRun:
         if not plan.nested and plan.models:
             (identity,) = plan.models
             self.children[identity] = self.main
-            self.main.pending_nodes = plan.models[identity]
         try:
             self._log_params(self.main, self._shared_params())
             if not plan.nested and plan.models:
@@ -457,6 +631,7 @@ class _PipelineRun:
             tags["mlflow.user"] = getpass.getuser()
         except Exception:  # noqa: BLE001 - no user name is fine
             pass
+        tags.update(_process_tags())
         commit = _git_commit(project_path)
         if commit:
             tags[TAG_GIT_COMMIT] = commit
@@ -519,19 +694,29 @@ class _PipelineRun:
         return params
 
     def _log_params(self, run: _Run, params: Mapping[str, Any]) -> None:
-        """Log params not logged yet (MLflow params are write-once)."""
-        from mlflow.entities import Param
+        """Log params not logged yet (MLflow params are write-once).
+
+        A run continued from an earlier kedro run keeps its params; a value that
+        differs now is recorded as a tag ``kedro.param_changed.<key>``.
+        """
+        from mlflow.entities import Param, RunTag
 
         with self._lock:
-            new = {
-                k: _param_value(v)
-                for k, v in params.items()
-                if v is not None and k not in run.params
-            }
+            values = {k: _param_value(v) for k, v in params.items() if v is not None}
+            new = {k: v for k, v in values.items() if k not in run.params}
+            changed = {
+                k: v for k, v in values.items() if k in run.params and run.params[k] != v
+            } if run.reopened else {}
             run.params.update(new)
         if new:
             self.client.log_batch(
                 run.run_id, params=[Param(k, v) for k, v in new.items()], synchronous=True
+            )
+        if changed:
+            self.client.log_batch(
+                run.run_id,
+                tags=[RunTag(f"kedro.param_changed.{k}", _truncate(v)) for k, v in changed.items()],
+                synchronous=True,
             )
 
     def _log_metrics(self, run: _Run, metrics: Mapping[str, float], step: int = 0) -> None:
@@ -542,14 +727,24 @@ class _PipelineRun:
             Metric(_metric_key(k), float(v), timestamp, step)
             for k, v in metrics.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)
+            # A continued run may have its report already (killed after evaluating).
+            and _metric_key(k) not in run.earlier_metrics
         ]
         if batch:
             self.client.log_batch(run.run_id, metrics=batch, synchronous=True)
 
+    def _set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        if tags:
+            self.client.log_batch(
+                run_id, tags=[RunTag(k, _truncate(str(v))) for k, v in tags.items()], synchronous=True
+            )
+
     # -- runs of models ----------------------------------------------------------------
 
     def model_run(self, identity: tuple[str, int]) -> _Run:
-        """The run of one model, created (as a child of the parent) on its first node."""
+        """The run of one model, created (as a child of the parent) when first needed."""
         with self._lock:
             run = self.children.get(identity)
             if run is None:
@@ -559,7 +754,6 @@ class _PipelineRun:
                     TAG_PARENT_RUN_ID: self.main.run_id,
                 }
                 run = self._create_run(_run_name(identity), tags)
-                run.pending_nodes = self.plan.models.get(identity, 0)
                 self.children[identity] = run
                 created = True
             else:
@@ -568,15 +762,189 @@ class _PipelineRun:
             self._log_params(run, self._model_params(identity))
         return run
 
-    def start_epoch_logging(self, run: _Run) -> None:
-        """Log every epoch's metrics as it ends, from the training node's own thread."""
-        client = self.client
-        run_id = run.run_id
+    def waits_for_training(self, identity: tuple[str, int]) -> bool:
+        """A node of a model that runs before its training (building it): no model run yet."""
+        with self._lock:
+            return identity in self.plan.trained and identity not in self._settled and (
+                self.children.get(identity) in (None, self.main)
+            )
+
+    def stash_params(self, identity: tuple[str, int], params: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._stashed_params.setdefault(identity, {}).update(params)
+
+    def training_run(
+        self, identity: tuple[str, int], start: training_events.TrainingStart | None = None
+    ) -> _Run:
+        """The run that records this model's training, settled once per model.
+
+        ``start`` (from the training state) says whether the model resumes an
+        earlier run's training; without it the model gets a run of its own.
+        """
+        with self._lock:
+            if identity in self._settled:
+                return self.children[identity]
+            self._settled.add(identity)
+        try:
+            run, logged = self._settle(identity, start)
+        except BaseException:
+            with self._lock:
+                self._settled.discard(identity)
+            raise
+        with self._lock:
+            stashed = self._stashed_params.pop(identity, {})
+        self._log_params(run, stashed)
+        if start is not None:
+            self._backfill(run, start.history, logged)
+            if start.attach_run is not None:
+                start.attach_run(run.run_id)
+        return run
+
+    def _settle(
+        self, identity: tuple[str, int], start: training_events.TrainingStart | None
+    ) -> tuple[_Run, dict[str, set[int]]]:
+        previous_id = start.previous_run_id if start is not None else None
+        if previous_id:
+            previous, logged = self._continuable(previous_id, start.history)
+            if previous is not None:
+                return self._reopen(identity, previous), logged
+        run = self.model_run(identity)
+        tags = {TAG_TRAINING: {"resume": "resumed", "reuse": "reused"}.get(
+            start.mode if start is not None else "", "trained"
+        )}
+        if previous_id:
+            tags[TAG_REUSED_FROM if start.mode == "reuse" else TAG_RESUMED_FROM] = previous_id
+        self._set_tags(run.run_id, tags)
+        return run, {}
+
+    def _continuable(
+        self, run_id: str, history: list[Mapping[str, float]]
+    ) -> tuple[Any, dict[str, set[int]]]:
+        """The earlier run of a model if this run may continue it, and its logged epoch steps.
+
+        Only a run that stopped early (KILLED, FAILED, or RUNNING with a dead
+        owner) and has no epoch the checkpoint lacks; a FINISHED run stays as it is.
+        """
+        from mlflow.entities import LifecycleStage, RunStatus
+
+        try:
+            previous = self.client.get_run(run_id)
+        except Exception:  # noqa: BLE001 - deleted, or another store
+            return None, {}
+        info = previous.info
+        if info.experiment_id != self.experiment_id or info.lifecycle_stage != LifecycleStage.ACTIVE:
+            return None, {}
+        status = info.status
+        if status == RunStatus.to_string(RunStatus.FINISHED):
+            return None, {}
+        if status in ("RUNNING", "SCHEDULED") and _owner_alive(previous.data.tags):
+            return None, {}
+        keys = set(previous.data.metrics) | {
+            _metric_key(k) for row in history for k in row if k not in _EPOCH_ROW_FIELDS
+        }
+        logged = {key: self._logged_steps(run_id, key) for key in keys}
+        if any(step >= len(history) for steps in logged.values() for step in steps):
+            return None, {}
+        return previous, logged
+
+    def _logged_steps(self, run_id: str, key: str) -> set[int]:
+        return {int(m.step) for m in self.client.get_metric_history(run_id, key)}
+
+    def _reopen(self, identity: tuple[str, int], previous: Any) -> _Run:
+        """Continue an earlier kedro run's model run here: RUNNING again, under this parent."""
+        run_id = previous.info.run_id
+        tags = dict(previous.data.tags)
+        old_parent = tags.get(TAG_PARENT_RUN_ID)
+        sessions = [s for s in tags.get(TAG_PREVIOUS_RUN_IDS, "").split(",") if s]
+        if tags.get(TAG_KEDRO_RUN_ID):
+            sessions.append(tags[TAG_KEDRO_RUN_ID])
+        new_tags = {
+            TAG_KEDRO_RUN_ID: self.common_tags.get(TAG_KEDRO_RUN_ID, ""),
+            TAG_PREVIOUS_RUN_IDS: ",".join(dict.fromkeys(sessions)),
+            TAG_TRAINING: "resumed",
+            **_process_tags(),
+        }
+        if old_parent != self.main.run_id:
+            new_tags[TAG_PARENT_RUN_ID] = self.main.run_id
+            if old_parent:
+                new_tags[TAG_PREVIOUS_PARENT] = old_parent
+        self.client.update_run(run_id, status="RUNNING")
+        self._set_tags(run_id, {k: v for k, v in new_tags.items() if v})
+        run = _Run(
+            run_id=run_id,
+            name=previous.info.run_name or _run_name(identity),
+            params=dict(previous.data.params),
+            reopened=True,
+            earlier_metrics=set(previous.data.metrics),
+        )
+        with self._lock:
+            self.children[identity] = run
+        if old_parent and old_parent != self.main.run_id:
+            self._retire_parent(old_parent)
+        logger.info(
+            "MLflow: continuing run %s (%s) of an interrupted kedro run under %s",
+            run.name, run_id, self.main.run_id,
+        )
+        return run
+
+    def _retire_parent(self, parent_id: str) -> None:
+        """The parent of a continued run: point to this run; KILLED if its process died."""
+        try:
+            parent = self.client.get_run(parent_id)
+            resumed_in = [r for r in parent.data.tags.get(TAG_RESUMED_IN, "").split(",") if r]
+            self._set_tags(parent_id, {TAG_RESUMED_IN: ",".join(dict.fromkeys([*resumed_in, self.main.run_id]))})
+            if parent.info.status == "RUNNING" and not _owner_alive(parent.data.tags):
+                self.client.set_terminated(parent_id, status="KILLED", end_time=_now_ms())
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("MLflow: could not update the interrupted parent run %s: %s", parent_id, exc)
+
+    def _backfill(
+        self, run: _Run, rows: list[Mapping[str, Any]], logged: Mapping[str, set[int]]
+    ) -> None:
+        """Log every (metric, epoch) of ``rows`` that the run does not have yet."""
+        from mlflow.entities import Metric
+
+        now = _now_ms()
+        metrics = []
+        for row in rows:
+            step = int(row["epoch"])
+            timestamp = int(row.get("time_ms") or now)
+            for key, value in row.items():
+                name = _metric_key(key)
+                if key in _EPOCH_ROW_FIELDS or step in logged.get(name, ()):
+                    continue
+                try:
+                    metrics.append(Metric(name, float(value), timestamp, step))
+                except (TypeError, ValueError):
+                    continue
+        for start in range(0, len(metrics), _MAX_BATCH_METRICS):
+            self.client.log_batch(
+                run.run_id, metrics=metrics[start : start + _MAX_BATCH_METRICS], synchronous=True
+            )
+
+    def complete_epochs(self, run: _Run, history: Any) -> None:
+        """Log any epoch of the final history that the run lacks (a failed live log_batch)."""
+        if "epoch" not in getattr(history, "columns", ()):
+            return
+        rows = history.to_dict("records")
+        keys = {_metric_key(k) for k in history.columns if k not in _EPOCH_ROW_FIELDS}
+        logged = {key: self._logged_steps(run.run_id, key) for key in keys}
+        self._backfill(run, rows, logged)
+
+    def start_training(self, identity: tuple[str, int]) -> None:
+        """Follow one model's training from its node's thread: settle its run, log each epoch."""
+
+        def on_start(event: training_events.TrainingStart) -> None:
+            try:
+                self.training_run(identity, event)
+            except Exception as exc:  # noqa: BLE001 - tracking never stops training
+                self.warn_once("start", "MLflow: could not set up the run of %s: %s", _run_name(identity), exc)
 
         def on_epoch_end(event: training_events.EpochEnd) -> None:
-            if run.closed:
-                return
             try:
+                run = self.training_run(identity)
+                if run.closed:
+                    return
                 from mlflow.entities import Metric
 
                 timestamp = _now_ms()
@@ -584,24 +952,37 @@ class _PipelineRun:
                     Metric(_metric_key(key), float(value), timestamp, int(event.epoch))
                     for key, value in event.metrics.items()
                 ]
-                client.log_batch(run_id, metrics=metrics, synchronous=True)
+                self.client.log_batch(run.run_id, metrics=metrics, synchronous=True)
             except Exception as exc:  # noqa: BLE001 - tracking never stops training
-                self.warn_once("epoch", "MLflow: could not log epoch metrics of run %s: %s", run.name, exc)
+                self.warn_once("epoch", "MLflow: could not log epoch metrics of %s: %s", _run_name(identity), exc)
 
-        self.stop_epoch_logging(run)
-        run.listener = training_events.subscribe(on_epoch_end)
-        run.listener_thread = threading.get_ident()
+        self.stop_training(identity)
+        listeners = [
+            training_events.subscribe(on_start, training_events.TrainingStart),
+            training_events.subscribe(on_epoch_end, training_events.EpochEnd),
+        ]
+        with self._lock:
+            self._listeners[identity] = (threading.get_ident(), listeners)
 
-    @staticmethod
-    def stop_epoch_logging(run: _Run) -> None:
-        listener = run.listener
-        if listener is not None and run.listener_thread == threading.get_ident():
+    def stop_training(self, identity: tuple[str, int]) -> None:
+        """Unsubscribe the model's listeners (subscriptions are per thread: from its node's)."""
+        with self._lock:
+            entry = self._listeners.get(identity)
+            if entry is None or entry[0] != threading.get_ident():
+                return
+            del self._listeners[identity]
+        for listener in entry[1]:
             training_events.unsubscribe(listener)
-        run.listener = None
-        run.listener_thread = None
 
     def log_data_info(self, runs: list[_Run], inputs: Mapping[str, Any]) -> None:
         """Split sizes from the inputs a node gets; the source's description from the loaded images."""
+        info = self.data_info(inputs)
+        if info:
+            for run in runs:
+                self._log_params(run, info)
+
+    @staticmethod
+    def data_info(inputs: Mapping[str, Any]) -> dict[str, Any]:
         info: dict[str, Any] = {
             f"data.{split}_size": len(inputs[name])
             for name, split in SHARED_DATA_INPUTS.items()
@@ -612,9 +993,7 @@ class _PipelineRun:
             if isinstance(description, str) and hasattr(value, "class_names"):
                 info["data.description"] = _truncate(description, 500)
                 info["data.classes"] = len(value.class_names)
-        if info:
-            for run in runs:
-                self._log_params(run, info)
+        return info
 
     def log_model(self, run: _Run, model: Any, examples: Any, final_step: int) -> None:
         """The trained model in MLflow's Keras flavour, with signature and input example."""
@@ -740,7 +1119,6 @@ class _PipelineRun:
             if run.closed:
                 return
             run.closed = True
-        self.stop_epoch_logging(run)
         try:
             if error is not None:
                 from mlflow.entities import RunTag
@@ -796,8 +1174,8 @@ class MlflowTrackingHook:
     def __init__(self) -> None:
         self._context: KedroContext | None = None
         self._current: _PipelineRun | None = None
-        self._previous_sigint: Any = None
-        self._sigint_installed = False
+        # Signal number -> the handler this hook replaced while a pipeline runs.
+        self._previous_handlers: dict[int, Any] = {}
         self._closers: list[threading.Thread] = []
         _hooks.add(self)
 
@@ -862,10 +1240,12 @@ class MlflowTrackingHook:
             identity = _identity(node)
             runs = [current.main]
             if identity is not None:
-                run = current.model_run(identity)
-                runs.append(run)
                 if TRAINING_TAG in node.tags:
-                    current.start_epoch_logging(run)
+                    # The model's run is settled when its training starts (resume?).
+                    current.stash_params(identity, current.data_info(inputs))
+                    current.start_training(identity)
+                elif not current.waits_for_training(identity):
+                    runs.append(current.model_run(identity))
             current.log_data_info(runs, inputs)
         except Exception as exc:  # noqa: BLE001 - tracking never stops the pipeline
             current.warn_once(
@@ -878,22 +1258,28 @@ class MlflowTrackingHook:
         if current is None:
             return
         identity = _identity(node)
-        run = current.children.get(identity) if identity is not None else None
+        run = None
         try:
+            if identity is not None:
+                if TRAINING_TAG in node.tags:
+                    current.stop_training(identity)
+                    run = current.training_run(identity)
+                elif not current.waits_for_training(identity):
+                    run = current.model_run(identity)
             if node.name == COMPARE_NODE:
                 current.log_comparison(outputs)
             if run is not None:
-                current.stop_epoch_logging(run)
                 self._log_model_outputs(current, run, node, inputs, outputs)
         except Exception as exc:  # noqa: BLE001 - tracking never stops the pipeline
             current.warn_once(
                 f"after:{node.name}", "MLflow: could not log the outputs of %s: %s", node.name, exc
             )
-        if run is not None and run is not current.main:
+        if identity is not None:
             with current._lock:
-                run.pending_nodes -= 1
-                done = run.pending_nodes <= 0
-            if done:
+                current.pending[identity] -= 1
+                done = current.pending[identity] <= 0
+                run = current.children.get(identity)
+            if done and run is not None and run is not current.main:
                 self._safely(current.end_run, run, "FINISHED")
 
     @hook_impl
@@ -902,9 +1288,18 @@ class MlflowTrackingHook:
         if current is None:
             return
         identity = _identity(node)
-        run = current.children.get(identity) if identity is not None else None
+        run = None
+        if identity is not None:
+            if TRAINING_TAG in node.tags:
+                current.stop_training(identity)
+                # A training that failed before its first epoch still gets its run.
+                try:
+                    run = current.training_run(identity)
+                except Exception as exc:  # noqa: BLE001
+                    logger.warning("MLflow: could not record the failure of %s: %s", node.name, exc)
+            else:
+                run = current.children.get(identity)
         if run is not None:
-            current.stop_epoch_logging(run)
             self._safely(current.end_run, run, "FAILED", error, node.name)
         current.failed_node = current.failed_node or node.name
 
@@ -965,6 +1360,7 @@ class MlflowTrackingHook:
         if TRAINING_TAG in node.tags:
             history = next((v for v in outputs.values() if isinstance(v, pd.DataFrame)), None)
             if history is not None:
+                current.complete_epochs(run, history)
                 current.client.log_text(run.run_id, history.to_csv(index=False), "history.csv")
             if models and current.settings.log_models:
                 examples = next(
@@ -1020,49 +1416,59 @@ class MlflowTrackingHook:
         except Exception as exc:  # noqa: BLE001 - tracking never stops the pipeline
             logger.warning("MLflow: %s failed: %s", getattr(func, "__name__", func), exc)
 
-    # -- Ctrl-C ------------------------------------------------------------------------------
+    # -- Ctrl-C and SIGTERM -------------------------------------------------------------------
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def _install_sigint_handler(self) -> None:
+        """While a pipeline runs, Ctrl-C and SIGTERM end its runs KILLED, then interrupt it.
+
+        SIGTERM (``kill``, a scheduler stopping the job) behaves as Ctrl-C: a
+        ``KeyboardInterrupt`` unwinds the run, so checkpoints stay and runs are
+        marked KILLED instead of being left RUNNING by the default handler.
+        """
         if threading.current_thread() is not threading.main_thread():
             return
-        previous = signal.getsignal(signal.SIGINT)
-        if previous in (signal.SIG_IGN, None):
-            return
+        for signum in self._SIGNALS:
+            previous = signal.getsignal(signum)
+            if previous in (signal.SIG_IGN, None):
+                continue
 
-        def on_sigint(signum: int, frame: Any) -> None:
-            current = self._current
-            if current is not None and current.open:
-                # Not here: this handler may have interrupted an MLflow call (or a
-                # lock) in this very thread. A helper thread ends the runs; it is
-                # not a daemon, so the interpreter waits for it before exiting.
-                closer = threading.Thread(
-                    target=current.close_all, args=("KILLED",), name="mlflow-end-killed-runs"
-                )
-                closer.start()
-                self._closers.append(closer)
-            # A second Ctrl-C goes straight to the previous handler.
-            self._restore_sigint_handler()
-            if callable(previous):
-                previous(signum, frame)
-            else:
-                raise KeyboardInterrupt
+            def on_signal(signum: int, frame: Any, previous: Any = previous) -> None:
+                current = self._current
+                if current is not None and current.open:
+                    # Not here: this handler may have interrupted an MLflow call (or a
+                    # lock) in this very thread. A helper thread ends the runs; it is
+                    # not a daemon, so the interpreter waits for it before exiting.
+                    closer = threading.Thread(
+                        target=current.close_all, args=("KILLED",), name="mlflow-end-killed-runs"
+                    )
+                    closer.start()
+                    self._closers.append(closer)
+                # A second signal goes straight to the previous handlers.
+                self._restore_sigint_handler()
+                if signum == signal.SIGTERM:
+                    logger.warning("SIGTERM received: stopping the run as Ctrl-C would")
+                if callable(previous):  # Python's own for SIGINT raises KeyboardInterrupt
+                    previous(signum, frame)
+                else:  # SIG_DFL: SIGTERM would end the process on the spot
+                    raise KeyboardInterrupt
 
-        try:
-            signal.signal(signal.SIGINT, on_sigint)
-        except (ValueError, OSError):
-            return
-        self._previous_sigint = previous
-        self._sigint_installed = True
+            try:
+                signal.signal(signum, on_signal)
+            except (ValueError, OSError):
+                continue
+            self._previous_handlers[signum] = previous
 
     def _restore_sigint_handler(self) -> None:
-        if not self._sigint_installed or threading.current_thread() is not threading.main_thread():
+        if not self._previous_handlers or threading.current_thread() is not threading.main_thread():
             return
-        try:
-            signal.signal(signal.SIGINT, self._previous_sigint)
-        except (ValueError, OSError, TypeError):
-            pass
-        self._sigint_installed = False
-        self._previous_sigint = None
+        for signum, previous in list(self._previous_handlers.items()):
+            try:
+                signal.signal(signum, previous)
+            except (ValueError, OSError, TypeError):
+                pass
+        self._previous_handlers.clear()
 
     def wait_for_closers(self, timeout: float = 30.0) -> None:
         """Wait until runs ended by a Ctrl-C are marked KILLED (for tests and notebooks)."""

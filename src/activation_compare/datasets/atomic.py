@@ -22,6 +22,8 @@ from kedro_datasets.pandas import CSVDataset
 from kedro_datasets.tensorflow import TensorFlowModelDataset
 from kedro_datasets.text import TextDataset
 
+from activation_compare.storage import translated_storage_errors
+
 
 class _AtomicSave:
     """Mixin: route the parent's ``save`` to a temporary path, then rename it into place."""
@@ -41,8 +43,10 @@ class _AtomicSave:
         Path(final).parent.mkdir(parents=True, exist_ok=True)
         self._atomic_temporary = temporary
         try:
-            super().save(data)  # type: ignore[misc]
-            os.replace(temporary, final)
+            # A full, read-only or forbidden disk: one StorageError naming the file.
+            with translated_storage_errors(Path(final), "output"):
+                super().save(data)  # type: ignore[misc]
+                os.replace(temporary, final)
         finally:
             self._atomic_temporary = None
             Path(temporary).unlink(missing_ok=True)

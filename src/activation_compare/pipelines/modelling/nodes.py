@@ -18,9 +18,15 @@ from activation_compare.models import build_seed_cnn, parse_activation
 from activation_compare.params import ModelParams, TrainingParams
 from activation_compare.training_events import EpochEventsCallback
 
+from . import input_pipeline
+from .checkpoints import TrainingState, begin_training
+
 logger = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s"]
+
+# Train steps per call of the compiled train function (Keras' steps_per_execution).
+_STEPS_PER_EXECUTION = 10
 
 
 class NonFiniteLossError(RuntimeError):
@@ -67,11 +73,18 @@ class _EpochTimer(keras.callbacks.Callback):
                 self.model.stop_training = True
 
 
+def _training_device() -> str:
+    """Where TensorFlow will train: its GPUs if it sees any, else the CPU."""
+    gpus = tf.config.list_logical_devices("GPU")
+    return ", ".join(gpu.name for gpu in gpus) if gpus else "CPU"
+
+
 def train_model(
     model: keras.Model,
     train_set: LabelledImages,
     validation_set: LabelledImages,
     params: TrainingParams,
+    training_state: TrainingState | None = None,
     *,
     seed: int,
 ) -> tuple[keras.Model, pd.DataFrame]:
@@ -83,6 +96,9 @@ def train_model(
         validation_set: Data evaluated after every epoch (the test set by default).
         params: The ``training`` parameters (epochs, batch size, optimizer).
         seed: Seeds batch shuffling and any randomness inside the model.
+        training_state: The model's checkpoint folder (from the catalog): every
+            epoch is checkpointed there; an interrupted training resumes from it
+            and a finished one is returned without training (see checkpoints.py).
 
     Returns:
         The trained model and its per-epoch history (loss, accuracy, val_loss,
@@ -107,29 +123,56 @@ def train_model(
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         jit_compile=params.jit_compile,
+        # Several train steps per call into the compiled function: the same
+        # updates in the same order, less Python per step (README, Speed).
+        steps_per_execution=_STEPS_PER_EXECUTION,
+    )
+    # Fresh, resumed from the checkpoint, or reused as it is (checkpoints.py).
+    session = begin_training(
+        training_state, model, train_set, validation_set, params, seed=seed
+    )
+    if session.done:
+        return model, session.finish()[HISTORY_COLUMNS]
+    # TensorFlow places the model on a GPU whenever it sees one (install the
+    # `gpu` extra); saying which keeps slow CPU runs from being a surprise.
+    logger.info(
+        "Training %s from epoch %d of %d on %s",
+        model.name,
+        session.initial_epoch,
+        params.epochs,
+        _training_device(),
     )
     timer = _EpochTimer()
+    # Batches are gathered from the arrays in place (input_pipeline): fit() on
+    # NumPy arrays would first copy both whole sets into tensors (720 MB).
     keras_history = model.fit(
-        train_set.images,
-        train_set.labels,
-        batch_size=params.batch_size,
+        input_pipeline.batches(
+            train_set.images,
+            train_set.labels,
+            params.batch_size,
+            shuffle_seed=seed,
+            first_pass=session.initial_epoch,
+        ),
         epochs=params.epochs,
-        validation_data=(validation_set.images, validation_set.labels),
-        shuffle=True,
+        validation_data=input_pipeline.batches(
+            validation_set.images, validation_set.labels, params.batch_size
+        ),
+        shuffle=False,  # the batches come shuffled (per epoch, from the seed)
         verbose=params.verbose,
-        callbacks=[timer, EpochEventsCallback(params.epochs)],
+        callbacks=[timer, *session.callbacks, EpochEventsCallback(params.epochs)],
     )
     history = pd.DataFrame(keras_history.history)
-    history.insert(0, "epoch", np.arange(len(history)))
+    history.insert(0, "epoch", session.initial_epoch + np.arange(len(history)))
     history["epoch_time_s"] = timer.seconds[: len(history)]
     losses = history["loss"].to_numpy(dtype=float)
     if not np.all(np.isfinite(losses)):
         bad_epoch = int(np.flatnonzero(~np.isfinite(losses))[0])
         raise NonFiniteLossError(
             f"The training loss of {model.name} became {losses[bad_epoch]} at epoch "
-            f"{bad_epoch}; training stopped. Try a smaller training.optimizer.learning_rate."
+            f"{int(history['epoch'].iloc[bad_epoch])}; training stopped. Try a smaller training.optimizer.learning_rate."
         )
-    return model, history[HISTORY_COLUMNS]
+    # The complete history, resumed epochs included.
+    return model, session.finish(history)[HISTORY_COLUMNS]
 
 
 def evaluate_model(

@@ -63,7 +63,14 @@ def _model_nodes(activation: str, seed: int, suffix: str) -> list[Node]:
         ),
         Node(
             func=_bound(train_model, seed=seed),
-            inputs=[f"untrained_model{suffix}", "train_set", "validation_set", "params:training"],
+            inputs=[
+                f"untrained_model{suffix}",
+                "train_set",
+                "validation_set",
+                "params:training",
+                # The model's checkpoint folder (resume, reuse): checkpoints.TrainingState.
+                f"training_state{suffix}",
+            ],
             outputs=[f"model{suffix}", f"history{suffix}"],
             name=f"train_model{suffix}_node",
             tags=[TRAINING_TAG, *identity],
