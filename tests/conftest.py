@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,16 @@ def kedro_cli(project: Path, *args: str, timeout: float = 600, env: dict | None 
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture
+def terminal_sigint():
+    """Python's own Ctrl-C handler for the test, restored afterwards.
+
+    A shell starts background jobs (``pytest &``, ``nohup``) with SIGINT ignored,
+    as POSIX asks; a run started there could not be stopped with Ctrl-C either.
+    Tests that send a real SIGINT need the handler a run from a terminal has.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

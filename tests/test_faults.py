@@ -483,7 +483,7 @@ def test_pipeline_reuses_then_discards_on_new_params_then_retrains(project, mess
 
 
 @pytest.mark.timeout(600)
-def test_ctrl_c_keeps_the_checkpoint_and_the_rerun_continues_the_killed_run(project):
+def test_ctrl_c_keeps_the_checkpoint_and_the_rerun_continues_the_killed_run(project, terminal_sigint):
     """A real SIGINT after epoch 1 (as Ctrl-C); then the same run again, in the same process."""
     import signal
 

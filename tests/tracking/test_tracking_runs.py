@@ -203,7 +203,9 @@ def test_failing_node_leaves_failed_runs_and_none_running(tmp_path, tracking, mo
     assert not [r for r in tracking.runs_of(client, raised.value.session_id) if r.info.status == "RUNNING"]
 
 
-def test_epoch_metrics_are_live_and_ctrl_c_ends_the_runs_killed(tmp_path, tracking, monkeypatch, scratch_store):
+def test_epoch_metrics_are_live_and_ctrl_c_ends_the_runs_killed(
+    tmp_path, tracking, monkeypatch, scratch_store, terminal_sigint
+):
     """Epoch k's metrics are in the store when epoch k+1 ends; SIGINT then ends every run KILLED.
 
     A listener subscribed before the session runs is called before the
