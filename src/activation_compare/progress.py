@@ -33,8 +33,7 @@ class ProgressHooks:
         self._models_started = 0
         self._epochs_done = 0
         self._epoch_seconds = 0.0
-        self._epochs_per_model = 0
-        self._listener: training_events.Listener | None = None
+        self._listeners: list[training_events.Listener] = []
         self._epoch_started = 0.0
 
     @hook_impl
@@ -48,12 +47,21 @@ class ProgressHooks:
         if TRAINING_TAG not in node.tags:
             return
         self._models_started += 1
-        params = next((v for k, v in inputs.items() if k.endswith("params:training")), None)
-        self._epochs_per_model = getattr(params, "epochs", 0) or 0
         activation, seed = model_identity(node) or (node.name, "?")
         model_label = f"model {self._models_started}/{self._models_total} ({activation}, seed {seed})"
-        logger.info("%s: training %d epochs", model_label, self._epochs_per_model)
-        self._epoch_started = time.perf_counter()
+
+        # The training state decides, before fit, whether the model is trained
+        # from scratch, resumed or reused as it is: say which.
+        def on_start(event: training_events.TrainingStart) -> None:
+            if event.mode == "reuse":
+                logger.info("%s: already trained (%d epochs); reused", model_label, event.epochs)
+            elif event.mode == "resume":
+                logger.info(
+                    "%s: resuming after epoch %d of %d", model_label, event.initial_epoch, event.epochs
+                )
+            else:
+                logger.info("%s: training %d epochs", model_label, event.epochs)
+            self._epoch_started = time.perf_counter()
 
         def on_epoch_end(event: training_events.EpochEnd) -> None:
             now = time.perf_counter()
@@ -75,7 +83,11 @@ class ProgressHooks:
                 _duration(left_run * mean),
             )
 
-        self._listener = training_events.subscribe(on_epoch_end)
+        self._epoch_started = time.perf_counter()
+        self._listeners = [
+            training_events.subscribe(on_start, training_events.TrainingStart),
+            training_events.subscribe(on_epoch_end),
+        ]
 
     @hook_impl
     def after_node_run(self, node: Node) -> None:
@@ -86,6 +98,6 @@ class ProgressHooks:
         self._stop_listening()
 
     def _stop_listening(self) -> None:
-        if self._listener is not None:
-            training_events.unsubscribe(self._listener)
-            self._listener = None
+        for listener in self._listeners:
+            training_events.unsubscribe(listener)
+        self._listeners = []

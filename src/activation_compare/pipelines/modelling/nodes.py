@@ -137,13 +137,7 @@ def train_model(
         return model, session.finish()[HISTORY_COLUMNS]
     # TensorFlow places the model on a GPU whenever it sees one (install the
     # `gpu` extra); saying which keeps slow CPU runs from being a surprise.
-    logger.info(
-        "Training %s from epoch %d of %d on %s",
-        model.name,
-        session.initial_epoch,
-        params.epochs,
-        _training_device(),
-    )
+    logger.info("Training %s on %s", model.name, _training_device())
     timer = _EpochTimer()
     # Batches are gathered from the arrays in place (input_pipeline): fit() on
     # NumPy arrays would first copy both whole sets into tensors (720 MB).
