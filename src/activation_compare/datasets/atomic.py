@@ -12,7 +12,6 @@ the parent class writes them.
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -22,7 +21,7 @@ from kedro_datasets.pandas import CSVDataset
 from kedro_datasets.tensorflow import TensorFlowModelDataset
 from kedro_datasets.text import TextDataset
 
-from activation_compare.storage import translated_storage_errors
+from activation_compare.storage import temporary_sibling, translated_storage_errors
 
 
 class _AtomicSave:
@@ -39,7 +38,7 @@ class _AtomicSave:
         final = super()._get_save_path()  # type: ignore[misc]
         # Same folder, so the rename never crosses filesystems; a leading dot
         # keeps the temporary file out of globs of the real outputs.
-        temporary = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+        temporary = PurePosixPath(temporary_sibling(Path(final)))
         Path(final).parent.mkdir(parents=True, exist_ok=True)
         self._atomic_temporary = temporary
         try:
