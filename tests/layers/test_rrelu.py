@@ -94,6 +94,43 @@ def test_training_slopes_are_uniform_between_the_bounds():
     np.testing.assert_allclose(counts / slopes.size, 0.1, atol=0.01)
 
 
+@pytest.mark.parametrize("shape", [(200_000,), (99_999,), (50, 40, 51)], ids=["even", "odd", "odd-last-axis"])
+def test_training_slopes_pass_a_kolmogorov_smirnov_test(shape):
+    # The slopes are 16-bit bin midpoints: U(lower, upper) to within 1/65536 of
+    # the range, far below what 2e5 draws can resolve (KS critical value ~3e-3).
+    from scipy import stats
+
+    x = ops.convert_to_tensor(-np.ones(shape, dtype="float32"))
+    slopes = -to_numpy(RReLU(seed=21)(x, training=True)).ravel()
+    assert slopes.size == math.prod(shape)
+    assert LOWER < slopes.min() and slopes.max() < UPPER
+    assert slopes.mean() == pytest.approx(MEAN, abs=4 * STD / math.sqrt(slopes.size))
+    assert slopes.std() == pytest.approx(STD, rel=0.01)
+    result = stats.kstest(slopes, stats.uniform(loc=LOWER, scale=UPPER - LOWER).cdf)
+    assert result.pvalue > 1e-3, result
+
+
+def test_training_slopes_are_independent_between_neighbours_and_steps():
+    layer = RReLU(seed=22)
+    x = ops.convert_to_tensor(-np.ones((100, 8, 8, 32), dtype="float32"))
+    first = -to_numpy(layer(x, training=True))
+    second = -to_numpy(layer(x, training=True))
+    n = first.size
+    bound = 5.0 / math.sqrt(n)  # 5 standard errors of a correlation of independent draws
+    # Neighbours along the last axis share one 32-bit draw; along the others they do not.
+    for axis in range(1, 4):
+        a = np.moveaxis(first, axis, 0)
+        assert abs(np.corrcoef(a[:-1].ravel(), a[1:].ravel())[0, 1]) < 2 * bound
+    assert abs(np.corrcoef(first.ravel(), second.ravel())[0, 1]) < bound
+    # Two slopes of one element in two steps agree only as often as chance allows.
+    assert np.mean(first == second) < 1e-3
+
+
+def test_inference_slope_is_eleven_48ths():
+    assert RReLU().inference_slope == pytest.approx(11.0 / 48.0, abs=1e-15)
+    np.testing.assert_allclose(to_numpy(RReLU()(-np.ones((7,), "float32"))), -11.0 / 48.0, rtol=1e-7)
+
+
 def test_training_keeps_non_negative_inputs():
     x = np.array([[0.0, 0.5, 3.0, 1e4]], dtype="float32")
     np.testing.assert_array_equal(to_numpy(RReLU(seed=0)(x, training=True)), x)
