@@ -26,7 +26,12 @@ from pydantic import (
 # Activation names become Kedro namespaces and file names.
 _NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
+# The image sources (datasets/image_source.py builds one per name).
 DATA_SOURCES = ("cifar10", "image_folder", "synthetic")
+# An image folder or archive may hold at most this many images unless
+# data.max_images says otherwise: CIFAR-10 has 60,000, and a cap near that
+# refuses a decompression bomb before anything is decoded.
+DEFAULT_MAX_IMAGES = 100_000
 
 
 def _split_words(value: Any) -> Any:
@@ -116,7 +121,7 @@ ACTIVATION_TYPES = ("relu", "rrelu", "leaky_relu", "prelu", "elu")
 class DataParams(_Strict):
     """Where the images come from and how much of them to use."""
 
-    source: Literal["cifar10", "image_folder", "synthetic"] = "cifar10"
+    source: Literal[DATA_SOURCES] = "cifar10"  # type: ignore[valid-type]
     # An archive (cifar10) or a folder / .tar.gz (image_folder); None downloads CIFAR-10.
     path: str | None = None
     # Stratified subsamples for quick runs; None keeps everything.
@@ -127,6 +132,8 @@ class DataParams(_Strict):
     validation_split: float = Field(default=0.0, ge=0.0, lt=1.0)
     # Seed of the stratified subsampling and of the validation split.
     split_seed: StrictInt = 0
+    # The most images an image_folder source may hold; more is refused before decoding.
+    max_images: Annotated[int, Field(gt=0)] = DEFAULT_MAX_IMAGES
 
 
 class ModelParams(_Strict):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 import io
+import json
 import logging
 import os
 import shutil
 import struct
+import subprocess
+import sys
 import tarfile
 import zlib
 
@@ -24,9 +28,11 @@ from activation_compare.datasets import (
     ImageLayoutError,
     InvalidImageError,
     SourceNotFoundError,
+    TooManyImagesError,
     UnsafeArchiveError,
     _workers,
 )
+from activation_compare.datasets import _decode
 from activation_compare.datasets._archive import ArchiveLimits
 
 
@@ -118,7 +124,12 @@ def test_relative_path_resolves_against_the_working_directory(
 def test_read_only_and_describe(make_image_tree) -> None:  # type: ignore[no-untyped-def]
     tree = make_image_tree()
     dataset = ImageFolderDataset(str(tree.root), cache_dir=None, workers=0)
-    assert dataset._describe() == {"path": str(tree.root), "cache_dir": None, "workers": 0}
+    assert dataset._describe() == {
+        "path": str(tree.root),
+        "cache_dir": None,
+        "workers": 0,
+        "max_images": ImageFolderDataset.DEFAULT_MAX_IMAGES,
+    }
     with pytest.raises(DatasetError, match="read-only"):
         dataset.save(dataset.load())
     assert not ImageFolderDataset(str(tree.root / "nope")).exists()
@@ -446,3 +457,128 @@ def test_too_many_members_and_too_large(tmp_path, make_image_tree, tar_gz, monke
     )
     with pytest.raises(ArchiveTooLargeError, match="more than 5,000 bytes uncompressed"):
         ImageFolderDataset(str(archive), cache_dir=None).load()
+
+
+# --- refused before decoding -----------------------------------------------------
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):  # type: ignore[no-untyped-def]
+    """Fail the test if a single image reaches the decoder."""
+
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("an image was decoded before the source was refused")
+
+    monkeypatch.setattr(_decode, "decode_batch", refuse)
+    monkeypatch.setattr(_decode, "decode_one", refuse)
+
+
+def test_too_many_images_in_an_archive_refused_before_decoding(
+    tmp_path, make_image_tree, tar_gz, no_decoding
+) -> None:  # type: ignore[no-untyped-def]
+    tree = make_image_tree()
+    archive = tar_gz(tree.root, tmp_path / "images.tar.gz")
+    images = sum(len(files) for split in tree.images.values() for files in split.values())
+    with pytest.raises(TooManyImagesError) as info:
+        ImageFolderDataset(str(archive), cache_dir=None, max_images=images - 1).load()
+    message = str(info.value)
+    assert f"more than data.max_images={images - 1}" in message and str(archive) in message
+    assert "--params data.max_images=" in message
+
+
+def test_too_many_images_in_a_folder_refused_before_decoding(make_image_tree, no_decoding) -> None:  # type: ignore[no-untyped-def]
+    tree = make_image_tree()
+    with pytest.raises(TooManyImagesError, match=r"holds \d+ images, more than data.max_images=2"):
+        ImageFolderDataset(str(tree.root), cache_dir=None, max_images=2).load()
+
+
+def test_max_images_must_be_positive(make_image_tree) -> None:  # type: ignore[no-untyped-def]
+    tree = make_image_tree()
+    with pytest.raises(DataSourceError, match="data.max_images=0 must be a positive integer"):
+        ImageFolderDataset(str(tree.root), max_images=0)
+
+
+@pytest.mark.parametrize(
+    ("size", "fragment"),
+    [((64, 48), "is a 64×48 PNG (3,072 pixels, read from its header before decoding)"),
+     ((100_000, 100_000), "is a 100000×100000 PNG (10,000,000,000 pixels")],
+)
+def test_an_oversized_image_in_an_archive_is_refused_from_its_header(
+    tmp_path, make_image_tree, tar_gz, no_decoding, size, fragment
+) -> None:  # type: ignore[no-untyped-def]
+    tree = make_image_tree()
+    (tree.root / "train" / "cat" / "000.png").write_bytes(png_header_only(*size))
+    archive = tar_gz(tree.root, tmp_path / "images.tar.gz")
+    with pytest.raises(InvalidImageError) as info:
+        ImageFolderDataset(str(archive), cache_dir=None).load()
+    message = str(info.value)
+    assert "train/cat/000.png (in the archive)" in message and fragment in message
+
+
+def test_a_corrupt_image_in_an_archive_is_named(tmp_path, make_image_tree, tar_gz) -> None:  # type: ignore[no-untyped-def]
+    tree = make_image_tree()
+    (tree.root / "test" / "dog" / "001.png").write_bytes(b"not an image at all")
+    archive = tar_gz(tree.root, tmp_path / "images.tar.gz")
+    with pytest.raises(InvalidImageError) as info:
+        ImageFolderDataset(str(archive), cache_dir=None).load()
+    message = str(info.value)
+    assert "test/dog/001.png (in the archive)" in message and "BytesIO" not in message
+    assert "no readable PNG or JPEG header" in message
+
+
+def test_a_corrupt_image_message_never_quotes_a_buffer() -> None:
+    with pytest.raises(_decode.ImageProblem) as info:
+        _decode.decode_one(b"GIF89a not really", 32 * 32, 10_000)
+    assert "BytesIO" not in str(info.value) and "GIF89a" in str(info.value)
+
+
+def test_header_size_reads_png_and_jpeg_without_decoding() -> None:
+    for fmt in ("PNG", "JPEG"):
+        buffer = io.BytesIO()
+        Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(buffer, format=fmt)
+        assert _decode.header_size(buffer.getvalue()) == (fmt, 30, 20)
+    assert _decode.header_size(png_header_only(7, 9)) == ("PNG", 7, 9)
+    assert _decode.header_size(b"\xff\xd8\xff\xda\x00\x02") is None
+    assert _decode.header_size(b"hello") is None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads VmHWM (Linux)")
+def test_a_200000_member_archive_is_refused_in_seconds_and_little_memory(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 15.2's bomb: 200,000 tiny valid PNGs (3.5 MB gzipped), read by a fresh process."""
+    png = io.BytesIO()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(png, format="PNG")
+    data = png.getvalue()
+    archive = tmp_path / "bomb.tar.gz"
+    with gzip.open(archive, "wb", compresslevel=1) as stream, tarfile.open(
+        fileobj=stream, mode="w|", format=tarfile.USTAR_FORMAT
+    ) as tar:
+        for i in range(200_000):
+            info = tarfile.TarInfo(f"train/c{i % 10}/{i:06d}.png")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    script = (
+        "import json, sys, time\n"
+        "from activation_compare.datasets import ImageFolderDataset\n"
+        "started = time.perf_counter()\n"
+        "try:\n"
+        "    ImageFolderDataset(sys.argv[1], cache_dir=None).load()\n"
+        "    error = None\n"
+        "except Exception as exc:\n"
+        "    error = f'{type(exc).__name__}: {exc}'\n"
+        # VmHWM, not getrusage: Linux carries ru_maxrss over from the (large) pytest
+        # process across fork and exec; VmHWM is this process's own peak.
+        "peak = next(int(line.split()[1]) for line in open('/proc/self/status')\n"
+        "            if line.startswith('VmHWM:'))\n"
+        "print(json.dumps({'error': error, 'seconds': time.perf_counter() - started,\n"
+        "    'max_rss_mib': peak / 1024}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(archive)],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["error"] and report["error"].startswith("TooManyImagesError")
+    assert "more than data.max_images=100,000" in report["error"]
+    assert report["seconds"] < 15, report
+    assert report["max_rss_mib"] < 300, report

@@ -22,6 +22,7 @@ from .errors import (
     InvalidImageError,
     ReadOnlyDatasetError,
     SourceNotFoundError,
+    TooManyImagesError,
     UnknownSourceError,
     UnsafeArchiveError,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "ReadOnlyDatasetError",
     "SourceNotFoundError",
     "SyntheticImageDataset",
+    "TooManyImagesError",
     "UnknownSourceError",
     "UnsafeArchiveError",
 ]

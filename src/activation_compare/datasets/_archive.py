@@ -206,6 +206,7 @@ def iter_archive(
     want: Callable[[str], bool],
     *,
     label: str = "Archive",
+    head_bytes: int | None = None,
 ) -> Iterator[ArchiveEntry]:
     """Yield every member of the (gzipped or plain) tar ``archive``, checked.
 
@@ -215,6 +216,8 @@ def iter_archive(
         want: called with each regular file's normalised name; the member's bytes
             are read (and returned in ``ArchiveEntry.data``) only when it is true.
         label: how messages call the archive (e.g. "CIFAR-10 archive").
+        head_bytes: read at most this many bytes of each wanted member (its header),
+            so a survey of the archive holds one small buffer at a time.
 
     The generator reads the whole archive to its end (also when nothing more is
     wanted) so the gzip CRC is checked.
@@ -274,8 +277,10 @@ def iter_archive(
                     if want(name):
                         handle = tar.extractfile(member)
                         assert handle is not None  # a regular file always has one
-                        data = handle.read()
-                        if len(data) != member.size:
+                        data = handle.read(
+                            member.size if head_bytes is None else min(head_bytes, member.size)
+                        )
+                        if head_bytes is None and len(data) != member.size:
                             raise tarfile.ReadError(
                                 f"member {member.name!r} ends after {len(data)} of "
                                 f"{member.size} bytes"

@@ -23,7 +23,7 @@ from PIL import Image
 
 FORMATS = ("PNG", "JPEG")
 SIDE = 32
-_CONVERT_HINT = (
+CONVERT_HINT = (
     "convert it to a 32×32 8-bit RGB PNG or JPEG, e.g. with Pillow: "
     "Image.open(f).convert('RGB').resize((32, 32)).save(f)"
 )
@@ -31,6 +31,50 @@ _CONVERT_HINT = (
 
 class ImageProblem(Exception):
     """Why one file is not an acceptable image (the caller adds its name)."""
+
+
+# Bytes of a file that hold its dimensions: PNG's IHDR is at byte 16; a JPEG's
+# frame header follows its APPn segments (EXIF, ICC), which fit in this for any
+# sane 32×32 image.
+HEADER_BYTES = 64 * 1024
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers (SOF0-SOF15 without DHT C4, JPG C8 and DAC CC).
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def header_size(head: bytes) -> tuple[str, int, int] | None:
+    """(format, width, height) read from a PNG or JPEG file's first bytes, else None.
+
+    Nothing is decoded: this reads the PNG IHDR chunk or walks the JPEG marker
+    segments up to the frame header, so an archive can be checked image by
+    image before any pixel is decompressed.
+    """
+    if head.startswith(_PNG_SIGNATURE) and head[12:16] == b"IHDR" and len(head) >= 24:
+        width, height = struct.unpack(">II", head[16:24])
+        return "PNG", width, height
+    if not head.startswith(b"\xff\xd8"):
+        return None
+    position = 2
+    while position + 4 <= len(head):
+        if head[position] != 0xFF:
+            return None
+        marker = head[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # stand-alone markers have no length
+            position += 2
+            continue
+        (length,) = struct.unpack(">H", head[position + 2 : position + 4])
+        if marker in _JPEG_SOF:
+            if position + 9 > len(head):
+                return None
+            height, width = struct.unpack(">HH", head[position + 5 : position + 9])
+            return "JPEG", width, height
+        if marker == 0xDA or length < 2:  # scan data before any frame header: malformed
+            return None
+        position += 2 + length
+    return None
 
 
 def init_worker(max_pixels: int) -> None:
@@ -42,6 +86,15 @@ def init_worker(max_pixels: int) -> None:
     Image.MAX_IMAGE_PIXELS = max_pixels
 
 
+def _check_pixels(kind: str, width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise ImageProblem(
+            f"is {width}×{height} = {width * height:,} pixels, more than the cap of "
+            f"{max_pixels:,} (read from its {kind} header, before decoding); expected a "
+            f"32×32 RGB image; {CONVERT_HINT}"
+        )
+
+
 def decode_one(source: bytes | str, max_pixels: int, max_file_bytes: int) -> np.ndarray:
     """The (32, 32, 3) uint8 pixels of ``source`` (file bytes, or a file path)."""
     if isinstance(source, str):
@@ -50,7 +103,7 @@ def decode_one(source: bytes | str, max_pixels: int, max_file_bytes: int) -> np.
             if size > max_file_bytes:
                 raise ImageProblem(
                     f"is a {size:,}-byte file, more than the cap of {max_file_bytes:,} bytes "
-                    f"for one image; expected a small 32×32 PNG or JPEG; {_CONVERT_HINT}"
+                    f"for one image; expected a small 32×32 PNG or JPEG; {CONVERT_HINT}"
                 )
             with open(source, "rb") as handle:
                 data = handle.read()
@@ -58,12 +111,24 @@ def decode_one(source: bytes | str, max_pixels: int, max_file_bytes: int) -> np.
             raise ImageProblem(f"cannot be read ({type(exc).__name__}: {exc})") from None
     else:
         data = source
+    declared = header_size(data[:HEADER_BYTES])
+    if declared is not None:
+        _check_pixels(*declared, max_pixels)
     try:
         image = Image.open(io.BytesIO(data), formats=FORMATS)
     except Image.DecompressionBombError as exc:
+        # Only reached when our own header reader could not find the size.
         raise ImageProblem(
-            f"has more pixels than the cap of {max_pixels:,} ({exc}); expected a 32×32 RGB "
-            f"image; {_CONVERT_HINT}"
+            f"declares more pixels than the cap of {max_pixels:,} ({exc}); expected a "
+            f"32×32 RGB image; {CONVERT_HINT}"
+        ) from None
+    except Image.UnidentifiedImageError:
+        # Pillow's message quotes the in-memory buffer ("<_io.BytesIO object at 0x…>"),
+        # which tells the user nothing; the caller names the file.
+        raise ImageProblem(
+            f"cannot be decoded as a PNG or JPEG image (it starts with {data[:8]!r}, "
+            "which is neither format's signature); expected a 32×32 RGB PNG or JPEG "
+            "file — replace or remove it"
         ) from None
     except Exception as exc:  # Pillow raises many types for broken or foreign files
         raise ImageProblem(
@@ -72,22 +137,17 @@ def decode_one(source: bytes | str, max_pixels: int, max_file_bytes: int) -> np.
         ) from None
     with image:
         width, height = image.size
-        if width * height > max_pixels:
-            raise ImageProblem(
-                f"is {width}×{height} = {width * height:,} pixels, more than the cap of "
-                f"{max_pixels:,} (checked before decoding); expected a 32×32 RGB image; "
-                f"{_CONVERT_HINT}"
-            )
+        _check_pixels(image.format or "image", width, height, max_pixels)
         if (width, height) != (SIDE, SIDE):
             raise ImageProblem(
                 f"is {width}×{height} {image.format} (mode {image.mode}), expected 32×32 RGB; "
-                f"resize it to 32×32: {_CONVERT_HINT}"
+                f"resize it to 32×32: {CONVERT_HINT}"
             )
         if image.mode != "RGB":
             raise ImageProblem(
                 f"is a 32×32 {image.format} in mode {image.mode!r}, expected 8-bit 'RGB' "
                 f"(grayscale, palette, alpha and CMYK images are not converted silently); "
-                f"{_CONVERT_HINT}"
+                f"{CONVERT_HINT}"
             )
         try:
             image.load()

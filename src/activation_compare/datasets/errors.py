@@ -46,6 +46,10 @@ class ImageLayoutError(DataSourceError):
     """An image folder or archive does not hold ``train/<class>/*`` and ``test/<class>/*``."""
 
 
+class TooManyImagesError(ImageLayoutError):
+    """An image folder or archive holds more images than ``data.max_images``."""
+
+
 class InvalidImageError(DataSourceError):
     """An image file cannot be decoded, or is not a 32×32 RGB image."""
 

@@ -24,6 +24,7 @@ from .errors import (
     InvalidImageError,
     ReadOnlyDatasetError,
     SourceNotFoundError,
+    TooManyImagesError,
 )
 from .types import CIFAR10_CLASSES, ImageSplits, LabelledImages
 
@@ -284,8 +285,12 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
       exactly CIFAR-10's, else the sorted class names. Within a class, files are
       ordered by name. Hidden files (``.*``) and ``__MACOSX`` are ignored.
     * Archives are read member by member straight from the file (never extracted),
-      refusing absolute paths, ``..``, links, devices and FIFOs, and capping the member
-      count and uncompressed size (see ``ARCHIVE_LIMITS``).
+      refusing absolute paths, ``..``, links, devices and FIFOs. Before any image is
+      decoded, a first pass over the archive's headers checks the member count
+      (``max_images``, the ``data.max_images`` parameter, plus a few folders), the
+      uncompressed sizes (``ARCHIVE_LIMITS``, at most ``IMAGE_BYTES_BUDGET`` per image
+      on average) and every image's width and height from its PNG/JPEG header, holding
+      one header in memory at a time; a folder's files are counted before decoding too.
     * Decoding runs in ``workers`` subprocesses (default: the usable CPU cores, at
       most 8; ``0`` or ``1`` decodes in this process), overlapping with reading the
       archive; below ``PARALLEL_MIN_IMAGES`` images it stays in this process. The
@@ -302,13 +307,22 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
             current working directory.
         cache_dir: where the decoded arrays are cached, or None.
         workers: decoding processes (None: automatic).
+        max_images: the most images the source may hold (CIFAR-10 has 60,000);
+            more is refused before anything is decoded.
     """
 
     MAX_IMAGE_PIXELS = 4096 * 4096
-    MAX_IMAGE_FILE_BYTES = 16 * 2**20
+    # A 32×32 RGB image is a few KiB; 1 MiB leaves room for any metadata.
+    MAX_IMAGE_FILE_BYTES = 2**20
+    # Absolute caps; the member count and total size are lowered further by max_images.
     ARCHIVE_LIMITS = ArchiveLimits(
-        max_members=1_000_000, max_total_bytes=4 * 2**30, max_member_bytes=16 * 2**20
+        max_members=1_000_000, max_total_bytes=4 * 2**30, max_member_bytes=2**20
     )
+    # Average uncompressed bytes allowed per image (PNG/JPEG 32×32 files are 1-4 KiB).
+    IMAGE_BYTES_BUDGET = 16 * 2**10
+    # Folders, hidden files and the like an archive may hold besides its images.
+    NON_IMAGE_MEMBERS = 1000
+    DEFAULT_MAX_IMAGES = 100_000
     # Below this many images the pool's start-up costs more than it saves.
     PARALLEL_MIN_IMAGES = 3000
     CHUNK_IMAGES = 1000
@@ -318,6 +332,7 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
         path: str,
         cache_dir: str | None = "data/02_intermediate/image_cache",
         workers: int | None = None,
+        max_images: int = DEFAULT_MAX_IMAGES,
     ) -> None:
         if not path:
             raise SourceNotFoundError(
@@ -326,6 +341,12 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
             )
         if workers is not None and (not isinstance(workers, int) or workers < 0):
             raise DataSourceError(f"workers={workers!r} must be None or an integer >= 0")
+        if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1:
+            raise DataSourceError(
+                f"data.max_images={max_images!r} must be a positive integer (the most images "
+                "an image folder or archive may hold)"
+            )
+        self._max_images = max_images
         self._path_arg = str(path)
         self._path = Path(os.path.abspath(os.path.expanduser(path)))
         self._cache_dir = (
@@ -345,6 +366,7 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
             "path": self._path_arg,
             "cache_dir": str(self._cache_dir) if self._cache_dir else None,
             "workers": self._workers,
+            "max_images": self._max_images,
         }
 
     def _exists(self) -> bool:
@@ -405,16 +427,20 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
                 )
                 return _with_description(cached, self._description(kind, cached))
 
+        if kind == "folder":
+            layout = find_layout(files, dirs, self._where)
+            self._check_count(sum(len(layout.files[split]) for split in SPLITS))
+        else:
+            layout = self._survey_archive(path)
         with self._decoder() as decoder:
             if kind == "folder":
-                layout = find_layout(files, dirs, self._where)
                 index = {
                     name: decoder.add(str(path / name))
                     for split in SPLITS
                     for name, _ in layout.files[split]
                 }
             else:
-                layout, index = self._scan_archive(path, decoder)
+                index = self._read_archive(path, layout, decoder)
             images, problems = decoder.finish()
             used_workers = decoder.used_workers
         splits = self._assemble(layout, index, images, problems, kind)
@@ -479,28 +505,93 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
                     ) from None
         return files, dirs, f"files={len(files)} sha256={digest.hexdigest()}"
 
-    def _scan_archive(self, archive: Path, decoder: _Decoder) -> tuple[_Layout, dict[str, int]]:
+    def _check_count(self, images: int) -> None:
+        if images > self._max_images:
+            raise TooManyImagesError(
+                f"{self._where} holds {images:,} images, more than data.max_images="
+                f"{self._max_images:,}; expected a CIFAR-like set (CIFAR-10 has 60,000). "
+                "If the images are meant, raise it: --params data.max_images=<count>"
+            )
+
+    def _archive_limits(self) -> ArchiveLimits:
+        caps = self.ARCHIVE_LIMITS
+        return ArchiveLimits(
+            max_members=min(caps.max_members, self._max_images + self.NON_IMAGE_MEMBERS),
+            max_total_bytes=min(
+                caps.max_total_bytes, self._max_images * self.IMAGE_BYTES_BUDGET
+            ),
+            max_member_bytes=min(caps.max_member_bytes, self.MAX_IMAGE_FILE_BYTES),
+        )
+
+    def _survey_archive(self, archive: Path) -> _Layout:
+        """The archive's layout from its headers, every image's size checked, nothing decoded.
+
+        Streams the archive once, holding only member names and one image header at a
+        time, so a decompression bomb is refused in seconds and bounded memory.
+        """
         files: list[str] = []
         dirs: list[str] = []
-        index: dict[str, int] = {}
+        seen: set[str] = set()
+        images = 0
+        limits = self._archive_limits()
 
         def want(name: str) -> bool:
             return not _hidden(name) and _is_candidate(name)
 
-        for entry in iter_archive(archive, self.ARCHIVE_LIMITS, want, label="Image archive"):
+        for entry in iter_archive(
+            archive, limits, want, label="Image archive", head_bytes=_decode.HEADER_BYTES
+        ):
             if _hidden(entry.name):
                 continue
             if entry.is_dir:
                 dirs.append(entry.name)
                 continue
             files.append(entry.name)
+            if entry.data is None:
+                continue
+            if entry.name in seen:
+                raise ImageLayoutError(
+                    f"{self._where} holds {entry.name} twice; expected each image once"
+                )
+            seen.add(entry.name)
+            images += 1
+            self._check_count(images)
+            self._check_header(entry.name, entry.data)
+        return find_layout(files, dirs, self._where)
+
+    def _check_header(self, name: str, head: bytes) -> None:
+        """Refuse an image whose PNG/JPEG header is missing or not 32×32, before decoding."""
+        declared = _decode.header_size(head)
+        shown = f"Image {name} (in the archive) of {self._where}"
+        if declared is None:
+            raise InvalidImageError(
+                f"{shown} has no readable PNG or JPEG header (it starts with {head[:8]!r}); "
+                "expected a 32×32 RGB PNG or JPEG file — replace or remove it"
+            )
+        kind, width, height = declared
+        if (width, height) != (_decode.SIDE, _decode.SIDE):
+            raise InvalidImageError(
+                f"{shown} is a {width}×{height} {kind} ({width * height:,} pixels, read from "
+                f"its header before decoding), expected 32×32 RGB; resize it to 32×32: "
+                f"{_decode.CONVERT_HINT}"
+            )
+
+    def _read_archive(self, archive: Path, layout: _Layout, decoder: _Decoder) -> dict[str, int]:
+        """Second pass, after the survey: hand the layout's images to the decoder."""
+        wanted = {name for split in SPLITS for name, _ in layout.files[split]}
+        index: dict[str, int] = {}
+        for entry in iter_archive(
+            archive, self._archive_limits(), wanted.__contains__, label="Image archive"
+        ):
             if entry.data is not None:
-                if entry.name in index:
-                    raise ImageLayoutError(
-                        f"{self._where} holds {entry.name} twice; expected each image once"
-                    )
                 index[entry.name] = decoder.add(entry.data)
-        return find_layout(files, dirs, self._where), index
+        missing = wanted.difference(index)
+        if missing:  # the file changed between the two passes
+            raise ImageLayoutError(
+                f"{self._where} changed while it was read ({len(missing)} images went "
+                f"missing, e.g. {sorted(missing)[0]}); run again once it is complete"
+            )
+        return index
 
     def _assemble(
         self,

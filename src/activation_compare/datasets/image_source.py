@@ -6,6 +6,8 @@ from typing import Any
 
 from kedro.io import AbstractDataset
 
+from activation_compare.params import DATA_SOURCES, DEFAULT_MAX_IMAGES
+
 from .cifar10_binary import CIFAR10_URL, Cifar10BinaryDataset
 from .errors import (
     DataSourceError,
@@ -17,7 +19,8 @@ from .image_folder import ImageFolderDataset
 from .synthetic import SyntheticImageDataset
 from .types import ImageSplits
 
-SOURCES = ("cifar10", "image_folder", "synthetic")
+# Kept under this name for the package's public API; params owns the list.
+SOURCES = DATA_SOURCES
 
 
 class ImageSourceDataset(AbstractDataset[None, ImageSplits]):
@@ -28,7 +31,7 @@ class ImageSourceDataset(AbstractDataset[None, ImageSplits]):
       parsed arrays are cached in ``cache_dir`` too (keyed by the archive's MD5), as
       parsing the archive alone takes 2–4 s on a busy 2-core machine.
     * ``image_folder``: :class:`ImageFolderDataset` on ``path`` (required), caching
-      decoded arrays in ``cache_dir``.
+      decoded arrays in ``cache_dir``, refusing more than ``max_images`` images.
     * ``synthetic``: :class:`SyntheticImageDataset` with ``**synthetic``.
 
     The source is checked when the catalog is built, so a typo fails before any
@@ -39,6 +42,7 @@ class ImageSourceDataset(AbstractDataset[None, ImageSplits]):
           type: activation_compare.datasets.ImageSourceDataset
           source: ${runtime_params:data.source, ${globals:data.source}}
           path: ${runtime_params:data.path, ${globals:data.path}}
+          max_images: ${runtime_params:data.max_images, ${globals:data.max_images}}
     """
 
     def __init__(
@@ -49,6 +53,7 @@ class ImageSourceDataset(AbstractDataset[None, ImageSplits]):
         cache_dir: str | None = "data/02_intermediate/image_cache",
         url: str = CIFAR10_URL,
         synthetic: dict[str, Any] | None = None,
+        max_images: int = DEFAULT_MAX_IMAGES,
     ) -> None:
         if source not in SOURCES:
             raise UnknownSourceError(
@@ -72,7 +77,9 @@ class ImageSourceDataset(AbstractDataset[None, ImageSplits]):
                     "data.source='image_folder' needs data.path (got data.path=None): a folder "
                     "or .tar.gz/.tgz archive holding train/<class>/* and test/<class>/* images"
                 )
-            self._dataset = ImageFolderDataset(path=self._path, cache_dir=cache_dir)
+            self._dataset = ImageFolderDataset(
+                path=self._path, cache_dir=cache_dir, max_images=max_images
+            )
         else:
             try:
                 self._dataset = SyntheticImageDataset(**self._synthetic)
