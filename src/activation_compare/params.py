@@ -10,6 +10,7 @@ the Kedro context is created.
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Annotated, Any, Literal, Union
 
@@ -23,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from activation_compare.errors import UserError
+
 # Activation names become Kedro namespaces and file names.
 _NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -35,13 +38,18 @@ DEFAULT_MAX_IMAGES = 100_000
 
 
 def _split_words(value: Any) -> Any:
-    """Let a list be written as "a b c" or "a;b;c".
+    """Let a list be written as "a b c" or "a;b;c", and one item as itself.
 
     ``kedro run --params`` splits its argument on commas, so "[0,1,2]" cannot
-    be passed there; "training.seeds=0 1 2" can.
+    be passed there; "training.seeds=0 1 2" can, and "training.seeds=5" (which
+    Kedro hands over as the integer 5) means [5]. An empty value is an empty list.
     """
+    if value is None:
+        return []
     if isinstance(value, str):
         return [word for word in re.split(r"[\s;]+", value.strip(" []")) if word]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value]
     return value
 
 
@@ -182,7 +190,8 @@ class TrainingParams(_Strict):
 class CompareParams(_Strict):
     """Which activations are compared, and against which baseline."""
 
-    activations: list[str] = Field(default_factory=lambda: ["relu", "rrelu"], min_length=1)
+    # Not empty: checked in ProjectParameters, whose message lists the defined names.
+    activations: list[str] = Field(default_factory=lambda: ["relu", "rrelu"])
     baseline: str = "relu"
     confidence_level: float = Field(default=0.95, gt=0.0, lt=1.0)
 
@@ -217,6 +226,12 @@ class ProjectParameters(_Strict):
 
     @model_validator(mode="after")
     def _compared_activations_are_defined(self) -> ProjectParameters:
+        if not self.compare.activations:
+            raise ValueError(
+                "compare.activations is empty; name one or more of the activations defined "
+                f"under 'activations': {sorted(self.activations)}, e.g. "
+                "--params 'compare.activations=relu rrelu'"
+            )
         unknown = [n for n in self.compare.activations if n not in self.activations]
         if unknown:
             raise ValueError(
@@ -244,27 +259,129 @@ class ProjectParameters(_Strict):
         )
 
 
-class InvalidParametersError(ValueError):
+_WHERE_PARAMETERS_LIVE = (
+    "Parameters live in conf/<env>/parameters*.yml and can be overridden with "
+    "kedro run --params 'key=value'."
+)
+
+
+class InvalidParametersError(UserError, ValueError):
     """Raised with one line per problem: the parameter, the value, what is allowed."""
 
 
+def _location(loc: tuple[Any, ...]) -> str:
+    """The dotted parameter name of a pydantic error location.
+
+    Drops the discriminator tag pydantic adds inside ``activations.<name>``
+    (``('activations', 'rrelu', 'rrelu', 'lower')`` is ``activations.rrelu.lower``).
+    """
+    parts = list(loc)
+    if len(parts) >= 3 and parts[0] == "activations" and parts[2] in ACTIVATION_TYPES:
+        del parts[2]
+    return ".".join(str(part) for part in parts)
+
+
+def _schema_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every dotted parameter name the schema declares (activations by their type's fields)."""
+    paths = []
+    for name, field in model.model_fields.items():
+        path = f"{prefix}{name}"
+        paths.append(path)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            paths.extend(_schema_paths(annotation, f"{path}."))
+    return paths
+
+
+_ACTIVATION_SPECS = (ReLUSpec, RReLUSpec, LeakyReLUSpec, PReLUSpec, ELUSpec)
+
+
+def _suggestion(location: str) -> str:
+    """' — did you mean x.y?' for a misspelt parameter, from the schema's names."""
+    candidates = _schema_paths(ProjectParameters)
+    parts = location.split(".")
+    if parts[0] == "activations" and len(parts) >= 3:
+        # activations.<name>.<option>: the options of every activation type.
+        head = ".".join(parts[:2])
+        candidates = [
+            f"{head}.{field}" for spec in _ACTIVATION_SPECS for field in spec.model_fields
+        ]
+    close = difflib.get_close_matches(location, candidates, n=1, cutoff=0.6)
+    if not close:  # a right name in the wrong section: training.learning_rate
+        leaf = parts[-1]
+        close = [path for path in candidates if path.split(".")[-1] == leaf][:1]
+    return f"; did you mean {close[0]}?" if close else ""
+
+
 def _describe_error(error: dict[str, Any]) -> str:
-    location = ".".join(str(part) for part in error["loc"] if part not in ACTIVATION_TYPES)
+    location = _location(error["loc"])
     if error["type"] == "extra_forbidden":
-        return f"{location or '<root>'}: unknown parameter (is it misspelt?)"
+        return f"{location}: unknown parameter{_suggestion(location) or ' (is it misspelt?)'}"
+    # Our own validators' messages already name the parameter and the value.
+    message = error["msg"].removeprefix("Value error, ")
+    if not location:
+        return message
     value = error.get("input")
     shown = "" if isinstance(value, dict) else f" = {value!r}"
-    return f"{location or '<root>'}{shown}: {error['msg']}"
+    return f"{location}{shown}: {message}"
+
+
+def training_images(data: DataParams, source_images: int | None) -> int | None:
+    """How many images a run trains on, from the source's count and ``data.*``, if known.
+
+    ``data.limit_train`` caps the count; ``data.validation_split`` holds out a
+    fraction of it (rounded per class at run time, so this is the count to within
+    a few images).
+    """
+    images = source_images
+    if data.limit_train is not None:
+        images = data.limit_train if images is None else min(images, data.limit_train)
+    if images is None:
+        return None
+    return images - round(images * data.validation_split)
+
+
+def check_batch_size(params: ProjectParameters, source_images: int | None) -> None:
+    """Refuse, before the run, a batch larger than the training set the run will have.
+
+    Args:
+        params: the run's validated parameters.
+        source_images: the training images the configured source holds, when it is
+            known without loading it (``ImageSourceDataset.train_images()``).
+
+    Raises:
+        InvalidParametersError: naming training.batch_size, the training set's size
+            and where that size comes from.
+    """
+    images = training_images(params.data, source_images)
+    if images is None or params.training.batch_size <= images:
+        return
+    data = params.data
+    origin = [f"data.source={data.source!r}"]
+    if source_images is not None:
+        origin.append(f"{source_images:,} training images")
+    if data.limit_train is not None:
+        origin.append(f"data.limit_train={data.limit_train}")
+    if data.validation_split:
+        origin.append(f"data.validation_split={data.validation_split}")
+    raise InvalidParametersError(
+        "Invalid parameters (1):\n"
+        f"  - training.batch_size = {params.training.batch_size}: larger than the "
+        f"{images:,} images the run trains on ({', '.join(origin)}); expected at most "
+        f"{images:,}\n{_WHERE_PARAMETERS_LIVE}"
+    )
 
 
 def validate_parameters(raw: dict[str, Any]) -> ProjectParameters:
     """Check the whole parameter tree; raise one error that lists every problem."""
     try:
-        return ProjectParameters.model_validate(raw)
+        params = ProjectParameters.model_validate(raw)
     except ValidationError as exc:
         problems = "\n".join(f"  - {_describe_error(e)}" for e in exc.errors())
         raise InvalidParametersError(
-            f"Invalid parameters ({exc.error_count()}):\n{problems}\n"
-            "Parameters live in conf/<env>/parameters*.yml and can be overridden with "
-            "kedro run --params 'key=value'."
+            f"Invalid parameters ({exc.error_count()}):\n{problems}\n{_WHERE_PARAMETERS_LIVE}"
         ) from None
+    # data.limit_train alone can tell that a batch cannot fit; the source's own
+    # count is checked once the catalog exists (check_batch_size's other caller).
+    check_batch_size(params, None)
+    return params

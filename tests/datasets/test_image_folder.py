@@ -582,3 +582,13 @@ def test_a_200000_member_archive_is_refused_in_seconds_and_little_memory(tmp_pat
     assert "more than data.max_images=100,000" in report["error"]
     assert report["seconds"] < 15, report
     assert report["max_rss_mib"] < 300, report
+
+
+def test_train_images_of_an_archive_come_from_its_cache(tmp_path, make_image_tree, tar_gz) -> None:  # type: ignore[no-untyped-def]
+    tree = make_image_tree()
+    archive = tar_gz(tree.root, tmp_path / "images.tar.gz")
+    dataset = ImageFolderDataset(str(archive), cache_dir=str(tmp_path / "cache"))
+    assert dataset.train_images() is None  # no cache yet: not read twice
+    splits = dataset.load()
+    assert dataset.train_images() == len(splits.train) == 9
+    assert ImageFolderDataset(str(tree.root), cache_dir=None).train_images() == 9

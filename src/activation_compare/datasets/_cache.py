@@ -66,6 +66,22 @@ def load_splits(path: Path, key: str, description: str) -> ImageSplits | None:
         return None
 
 
+def cached_train_count(path: Path, key: str) -> int | None:
+    """How many training images the cache at ``path`` holds (None: no usable cache).
+
+    Reads only the key and the training labels, not the images.
+    """
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if "key" not in npz.files or str(npz["key"]) != f"v{CACHE_FORMAT} {key}":
+                return None
+            return int(npz["train_labels"].shape[0])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+        return None
+
+
 def _labelled(images: np.ndarray, labels: np.ndarray) -> LabelledImages:
     if images.dtype != np.uint8 or images.shape[1:] != IMAGE_SHAPE or labels.dtype != np.int64:
         raise ValueError(f"unexpected arrays {images.dtype}{images.shape} / {labels.dtype}")

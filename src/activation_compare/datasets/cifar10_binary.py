@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 CIFAR10_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
 CIFAR10_SIZE = 170_052_171
+CIFAR10_TRAIN_IMAGES = 50_000
 ARCHIVE_NAME = "cifar-10-binary.tar.gz"
 MEMBER_DIR = "cifar-10-batches-bin"
 TRAIN_MEMBERS = tuple(f"{MEMBER_DIR}/data_batch_{i}.bin" for i in range(1, 6))
@@ -179,6 +180,10 @@ class Cifar10BinaryDataset(AbstractDataset[None, ImageSplits]):
     def archive(self) -> Path:
         """The archive this dataset reads (which may not exist yet)."""
         return self._archive_path or self._download_dir / ARCHIVE_NAME
+
+    def train_images(self) -> int | None:
+        """50,000 for the official archive; None for another (e.g. a test's) archive."""
+        return CIFAR10_TRAIN_IMAGES if self._md5 == CIFAR10_MD5 else None
 
     def _exists(self) -> bool:
         """Whether the archive is on disk (a missing default archive is downloaded on load)."""

@@ -1,7 +1,8 @@
 """Errors raised by the image source datasets.
 
 Every class derives from :class:`kedro.io.DatasetError`, so Kedro passes the
-message through unchanged. Each message names the offending file or parameter,
+message through unchanged, and from :class:`activation_compare.errors.UserError`,
+so ``kedro run`` prints it without a traceback. Each message names the offending file or parameter,
 the value found and what was expected (and, where it helps, what to do).
 """
 
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 from kedro.io import DatasetError
 
+from activation_compare.errors import UserError
 
-class DataSourceError(DatasetError):
+
+class DataSourceError(DatasetError, UserError):
     """Base class: an image source cannot be loaded as configured."""
 
 

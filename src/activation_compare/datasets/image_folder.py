@@ -378,6 +378,29 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
             "cannot save"
         )
 
+    def train_images(self) -> int | None:
+        """The images of the train/ split, when counting them is cheap, else None.
+
+        A folder is listed; an archive is counted from its image cache, if a load
+        made one. Otherwise counting an archive means reading all of it, which the
+        load does anyway (its first pass), so it is not done twice.
+        """
+        if self._path.is_dir():
+            files, dirs, _ = self._scan_folder(self._path)
+            return len(find_layout(files, dirs, self._where).files["train"])
+        if not self._path.is_file() or not self._path.name.lower().endswith(ARCHIVE_SUFFIXES):
+            return None
+        key, cache_file = self._cache_key("archive", _archive_fingerprint(self._path))
+        return None if cache_file is None else _cache.cached_train_count(cache_file, key)
+
+    def _cache_key(self, kind: str, fingerprint: str) -> tuple[str, Path | None]:
+        """The cache key of the source as it is now, and its cache file (None: no cache)."""
+        key = f"image_folder {kind} {self._path} {fingerprint}"
+        if not self._cache_dir:
+            return key, None
+        name = f"image_folder-{self._path.name}"
+        return key, _cache.cache_path(self._cache_dir, name, str(self._path), key)
+
     def _worker_count(self) -> int:
         if self._workers is not None:
             return self._workers
@@ -408,12 +431,7 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
                 f"{self._where} is a file but not a .tar.gz/.tgz archive; expected a folder or "
                 f"a .tar.gz/.tgz archive holding {_EXPECTED}"
             )
-        key = f"image_folder {kind} {path} {fingerprint}"
-        cache_file = (
-            _cache.cache_path(self._cache_dir, f"image_folder-{path.name}", str(path), key)
-            if self._cache_dir
-            else None
-        )
+        key, cache_file = self._cache_key(kind, fingerprint)
         if cache_file is not None:
             cached = _cache.load_splits(cache_file, key, self._description(kind, None))
             if cached is not None:

@@ -100,6 +100,15 @@ class ImageSourceDataset(AbstractDataset[None, ImageSplits]):
     def _exists(self) -> bool:
         return self._dataset.exists()
 
+    def train_images(self) -> int | None:
+        """How many training images the source holds, when that is known without loading it.
+
+        The official CIFAR-10 archive has 50,000, a synthetic source its ``n_train``, an
+        image folder the files of its train/ split; None when only a load can tell (an
+        image archive, another binary archive).
+        """
+        return self._dataset.train_images()
+
     def save(self, data: ImageSplits) -> None:
         raise ReadOnlyDatasetError(
             f"{type(self).__name__} is read-only: it loads data.source={self._source!r} and "

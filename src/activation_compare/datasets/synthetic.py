@@ -82,6 +82,10 @@ class SyntheticImageDataset(AbstractDataset[None, ImageSplits]):
     def _exists(self) -> bool:
         return True
 
+    def train_images(self) -> int:
+        """How many training images a load gives (checked against the batch size early)."""
+        return self._n_train
+
     def save(self, data: ImageSplits) -> None:
         raise ReadOnlyDatasetError(f"{type(self).__name__} is read-only: it generates images")
 
