@@ -28,6 +28,8 @@ from pathlib import Path
 
 from kedro.io import DatasetError
 
+from activation_compare.errors import UserError
+
 # errno values that mean "this location cannot take the write", with what to do.
 _ADVICE = {
     errno.ENOSPC: "the disk is full: free some space (old checkpoints, mlartifacts/) and run again",
@@ -44,11 +46,12 @@ _ERRNO_IN_MESSAGE = re.compile(r"errno\s*=\s*(\d+)", re.IGNORECASE)
 _PROBE_BYTES = 64 * 1024
 
 
-class StorageError(DatasetError):
+class StorageError(DatasetError, UserError):
     """An output could not be written: names the path, the reason and what to do.
 
     A :class:`kedro.io.DatasetError`, so Kedro shows the message unchanged when
-    a dataset's save raises it.
+    a dataset's save raises it; a :class:`UserError`, so ``kedro run`` prints it
+    without a traceback.
     """
 
     def __init__(self, message: str, *, path: Path | str, error_number: int | None = None) -> None:
