@@ -68,3 +68,16 @@ def terminal_sigint():
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
+
+
+def run_output(path: Path, version: str | None = None) -> Path:
+    """The file a run saved at a versioned catalog path: ``<path>/<version>/<name>``.
+
+    ``version`` is the run's session id; without it, the latest version.
+    """
+    path = Path(path)
+    if version is None:
+        versions = sorted(p.name for p in path.iterdir() if p.is_dir())
+        assert versions, f"no version of {path}"
+        version = versions[-1]
+    return path / version / path.name

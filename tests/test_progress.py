@@ -7,17 +7,33 @@ import logging
 import pytest
 
 from activation_compare import training_events
-from activation_compare.pipelines.modelling.pipeline import create_pipeline
+from activation_compare.hooks import ProjectHooks
+from activation_compare.identity import ComparePlan, ModelKey, Step
+from activation_compare.pipelines.modelling import create_pipeline
 from activation_compare.progress import ProgressHooks
+
+
+class _Project:
+    """What the progress hook reads from the project hook: the run's plan."""
+
+    def __init__(self, plan: ComparePlan) -> None:
+        self.plan = plan
+
+
+PLAN = ComparePlan((ModelKey("relu", 0), ModelKey("relu", 1), ModelKey("rrelu", 0)), "relu")
 
 
 @pytest.fixture
 def hooks_and_nodes():
-    pipeline = create_pipeline("relu", [0, 1]) + create_pipeline("rrelu", [0])
-    hooks = ProgressHooks()
+    pipeline = create_pipeline(PLAN)
+    hooks = ProgressHooks(_Project(PLAN))
     hooks.before_pipeline_run(run_params={}, pipeline=pipeline)
-    training = sorted((n for n in pipeline.nodes if "training" in n.tags), key=lambda n: n.name)
-    return hooks, training
+    nodes = {node.name: node for node in pipeline.nodes}
+    return hooks, [nodes[key.node(Step.TRAIN)] for key in PLAN.models]
+
+
+def _start(key: ModelKey, initial: int, mode: str) -> training_events.TrainingStart:
+    return training_events.TrainingStart(key=key, epochs=3, initial_epoch=initial, mode=mode, fingerprint="f")
 
 
 def _train(hooks, node, start: training_events.TrainingStart, epochs: range) -> None:
@@ -25,7 +41,7 @@ def _train(hooks, node, start: training_events.TrainingStart, epochs: range) -> 
     training_events.publish(start)
     for epoch in epochs:
         training_events.publish(
-            training_events.EpochEnd(epoch=epoch, epochs=start.epochs, metrics={"val_accuracy": 0.5})
+            training_events.EpochEnd(start.key, epoch, start.epochs, metrics={"val_accuracy": 0.5})
         )
     hooks.after_node_run(node=node)
 
@@ -33,19 +49,32 @@ def _train(hooks, node, start: training_events.TrainingStart, epochs: range) -> 
 def test_each_model_says_whether_it_trains_resumes_or_is_reused(hooks_and_nodes, caplog):
     hooks, (first, second, third) = hooks_and_nodes
     caplog.set_level(logging.INFO, logger="activation_compare.progress")
+    relu0, relu1, rrelu0 = PLAN.models
 
-    _train(hooks, first, training_events.TrainingStart(epochs=3, initial_epoch=0, mode="fresh"), range(3))
-    _train(hooks, second, training_events.TrainingStart(epochs=3, initial_epoch=2, mode="resume"), range(2, 3))
-    _train(hooks, third, training_events.TrainingStart(epochs=3, initial_epoch=3, mode="reuse"), range(0))
+    _train(hooks, first, _start(relu0, 0, "fresh"), range(1, 4))
+    _train(hooks, second, _start(relu1, 2, "resume"), range(3, 4))
+    _train(hooks, third, _start(rrelu0, 3, "reuse"), range(0))
 
     lines = [r.getMessage() for r in caplog.records]
     assert lines[0] == "model 1/3 (relu, seed 0): training 3 epochs"
     assert lines[1].startswith("model 1/3 (relu, seed 0): epoch 1/3, val_accuracy 0.5000; left: ")
     assert lines[3].startswith("model 1/3 (relu, seed 0): epoch 3/3")
+    assert "left: 0m00s for this model" in lines[3]
     assert lines[4] == "model 2/3 (relu, seed 1): resuming after epoch 2 of 3"
     assert lines[5].startswith("model 2/3 (relu, seed 1): epoch 3/3")
     assert lines[6] == "model 3/3 (rrelu, seed 0): already trained (3 epochs); reused"
     assert len(lines) == 7
+
+
+def test_only_training_nodes_of_the_plan_count(hooks_and_nodes, caplog):
+    hooks, (first, *_) = hooks_and_nodes
+    assert hooks._models_total == 3
+    caplog.set_level(logging.INFO, logger="activation_compare.progress")
+    evaluate = next(n for n in create_pipeline(PLAN).nodes if n.name == PLAN.models[0].node(Step.EVALUATE))
+    hooks.before_node_run(node=evaluate, inputs={})
+    training_events.publish(_start(PLAN.models[0], 0, "fresh"))
+    hooks.after_node_run(node=evaluate)
+    assert caplog.records == []
 
 
 def test_listeners_are_removed_after_the_node(hooks_and_nodes, caplog):
@@ -53,6 +82,19 @@ def test_listeners_are_removed_after_the_node(hooks_and_nodes, caplog):
     caplog.set_level(logging.INFO, logger="activation_compare.progress")
     hooks.before_node_run(node=first, inputs={})
     hooks.on_node_error(node=first)
-    training_events.publish(training_events.TrainingStart(epochs=3, initial_epoch=0, mode="fresh"))
-    training_events.publish(training_events.EpochEnd(epoch=0, epochs=3))
+    training_events.publish(_start(PLAN.models[0], 0, "fresh"))
+    training_events.publish(training_events.EpochEnd(PLAN.models[0], 1, 3))
     assert caplog.records == []
+
+
+def test_the_project_hook_gives_the_plan_of_its_parameters():
+    from activation_compare.params import validate_parameters
+    from kedro.config import OmegaConfigLoader
+
+    from conftest import PROJECT_ROOT
+
+    loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="local",
+                               runtime_params={"training": {"seeds": [0, 1]}})
+    project = ProjectHooks(validate_parameters(loader["parameters"]))
+    assert [key.name for key in project.plan.models] == ["relu_seed0", "relu_seed1", "rrelu_seed0", "rrelu_seed1"]
+    assert ProjectHooks().plan is None

@@ -1,18 +1,77 @@
-"""Project hooks: the run's configuration shapes the pipelines; MLflow tracks the runs."""
+"""Project hooks: the run's parameters, validated once, shape the pipelines; outputs are checked first.
+
+The run's parameters (with ``--env`` and ``--params``) are validated here, once
+per Kedro context, and kept by this hook: the pipeline registry builds the
+pipelines from them and the other project hooks read them from here
+(``settings.py`` hands them this hook). Why a hook: Kedro calls
+``register_pipelines()`` without arguments, after ``after_context_created``,
+so the hook that sees the context is the one place that knows the run's
+configuration before the pipelines are built.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
+from kedro.framework.project import pipelines as project_pipelines
 
-from activation_compare import pipeline_registry
+from activation_compare.identity import ComparePlan
+from activation_compare.params import ProjectParameters, validate_parameters
+from activation_compare.storage import check_writable
+from activation_compare.training_state.dataset import CheckpointsDataset
+
+
+def output_folders(pipeline: Any, catalog: Any) -> list[Path]:
+    """Local folders a pipeline writes to: its file outputs' folders and checkpoint folders."""
+    outputs = set(pipeline.all_outputs())
+    folders: list[Path] = []
+    for name in sorted(pipeline.datasets()):
+        try:
+            dataset = catalog.get(name)
+        except Exception:  # noqa: BLE001 - Kedro reports unknown datasets itself
+            continue
+        if isinstance(dataset, CheckpointsDataset):
+            folders.append(dataset.directory)
+        elif name in outputs and getattr(dataset, "_protocol", None) == "file":
+            filepath = getattr(dataset, "_filepath", None)
+            if filepath is not None:
+                folders.append(Path(str(filepath)).parent)
+    return folders
 
 
 class ProjectHooks:
-    """Validate the run's parameters and shape the pipelines before anything loads."""
+    """Validate the run's parameters once and shape the pipelines; fail early on unwritable outputs.
+
+    Args:
+        parameters: Already validated parameters (tools and tests that run
+            without a Kedro context); a context's replace them.
+    """
+
+    def __init__(self, parameters: ProjectParameters | None = None) -> None:
+        self._parameters = parameters
+
+    @property
+    def parameters(self) -> ProjectParameters | None:
+        """The validated parameters of the current context (None before one exists)."""
+        return self._parameters
+
+    @property
+    def plan(self) -> ComparePlan | None:
+        """Every model of the current run (None before a context exists)."""
+        return None if self._parameters is None else ComparePlan.from_params(self._parameters)
 
     @hook_impl
     def after_context_created(self, context: KedroContext) -> None:
-        pipeline_registry.use_run_config(context.config_loader)
         # Fails fast, naming every bad parameter, before a byte of data is read.
-        pipeline_registry.run_parameters()
+        self._parameters = validate_parameters(context.config_loader["parameters"])
+        # Kedro caches the registered pipelines per process; a second session in
+        # the same process (tests, notebooks) may have other activations or seeds.
+        project_pipelines.configure(project_pipelines._pipelines_module)
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        # tryfirst: before the MLflow hook opens runs for a pipeline that cannot run.
+        check_writable(output_folders(pipeline, catalog))

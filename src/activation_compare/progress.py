@@ -10,7 +10,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Node, Pipeline
 
 from activation_compare import training_events
-from activation_compare.pipelines.modelling.pipeline import TRAINING_TAG, model_identity
+from activation_compare.identity import ComparePlan, ModelKey, Step
 
 logger = logging.getLogger("activation_compare.progress")
 
@@ -26,9 +26,16 @@ class ProgressHooks:
 
     The estimate uses the mean epoch time so far in this run (epochs of every
     model cost about the same here), times the epochs still to train.
+
+    Args:
+        project: Whatever holds the run's validated parameters and their
+            :class:`~activation_compare.identity.ComparePlan` (``plan``): the
+            project hook (``settings.py``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, project: Any) -> None:
+        self._project = project
+        self._plan: ComparePlan | None = None
         self._models_total = 0
         self._models_started = 0
         self._epochs_done = 0
@@ -38,17 +45,23 @@ class ProgressHooks:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline) -> None:
-        self._models_total = sum(TRAINING_TAG in node.tags for node in pipeline.nodes)
+        self._plan = self._project.plan
+        self._models_total = sum(self._trained_model(node) is not None for node in pipeline.nodes)
         self._models_started = self._epochs_done = 0
         self._epoch_seconds = 0.0
 
+    def _trained_model(self, node: Node) -> ModelKey | None:
+        """The model a node trains; None for every other node."""
+        found = self._plan.node(node.name) if self._plan is not None else None
+        return found[0] if found is not None and found[1] == Step.TRAIN else None
+
     @hook_impl
     def before_node_run(self, node: Node, inputs: dict[str, Any]) -> None:
-        if TRAINING_TAG not in node.tags:
+        key = self._trained_model(node)
+        if key is None:
             return
         self._models_started += 1
-        activation, seed = model_identity(node) or (node.name, "?")
-        model_label = f"model {self._models_started}/{self._models_total} ({activation}, seed {seed})"
+        model_label = f"model {self._models_started}/{self._models_total} ({key.label})"
 
         # The training state decides, before fit, whether the model is trained
         # from scratch, resumed or reused as it is: say which.
@@ -69,14 +82,14 @@ class ProgressHooks:
             self._epoch_started = now
             self._epochs_done += 1
             mean = self._epoch_seconds / self._epochs_done
-            left_model = event.epochs - event.epoch - 1
+            left_model = event.epochs - event.epoch  # epochs are numbered from 1
             left_run = left_model + (self._models_total - self._models_started) * event.epochs
             accuracy = event.metrics.get("val_accuracy")
             shown = f", val_accuracy {accuracy:.4f}" if accuracy is not None else ""
             logger.info(
                 "%s: epoch %d/%d%s; left: %s for this model, %s for the run",
                 model_label,
-                event.epoch + 1,
+                event.epoch,
                 event.epochs,
                 shown,
                 _duration(left_model * mean),

@@ -3,12 +3,12 @@
 from kedro.config import OmegaConfigLoader
 
 from activation_compare.hooks import ProjectHooks
-from activation_compare.pipelines.modelling.checkpoints import TrainingStateHooks
 from activation_compare.progress import ProgressHooks
 from activation_compare.tracking import MlflowTrackingHook
 
-# TrainingStateHooks: unwritable output folders fail the run before anything starts.
-HOOKS = (ProjectHooks(), ProgressHooks(), MlflowTrackingHook(), TrainingStateHooks())
+# The project hook validates the run's parameters once; the others read them from it.
+_PROJECT = ProjectHooks()
+HOOKS = (_PROJECT, ProgressHooks(_PROJECT), MlflowTrackingHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -14,44 +14,55 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from activation_compare.identity import FIRST_EPOCH, ModelKey
+
 
 @dataclass(frozen=True)
 class EpochEnd:
-    """One finished epoch: ``epoch`` counts from 0 and ``epochs`` is the total planned."""
+    """One finished epoch of the model ``key``.
 
+    Attributes:
+        key: The model.
+        epoch: The epoch, numbered from :data:`~activation_compare.identity.FIRST_EPOCH` (1).
+        epochs: The number of epochs the model will have in the end.
+        metrics: The epoch's metrics (loss, accuracy, val_loss, val_accuracy, epoch_time_s).
+    """
+
+    key: ModelKey
     epoch: int
     epochs: int
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainingStart:
     """A model's training starts, resumes from a checkpoint, or is skipped as already done.
 
-    Published by the training state (:mod:`activation_compare.pipelines.modelling.checkpoints`)
+    Published by the training state (:mod:`activation_compare.training_state`)
     before ``fit``, once it has decided what to do with the model's checkpoint.
 
     Attributes:
+        key: The model.
         epochs: The number of epochs the model will have in the end.
-        initial_epoch: The first epoch (0-based) that will be trained now.
+        initial_epoch: Epochs already trained (as Keras' ``initial_epoch``): the
+            first epoch trained now is ``initial_epoch + 1``.
         mode: ``"fresh"`` (from scratch), ``"resume"`` (continues after
             ``initial_epoch`` epochs) or ``"reuse"`` (already trained; nothing
             is trained).
-        previous_run_id: The tracking run that recorded this model's earlier
-            epochs, if one was stored with the checkpoint.
-        history: One row per epoch already trained (``epoch``, the metrics and
-            ``time_ms``, the wall-clock time of its end in ms): what a tracker
-            back-fills.
-        attach_run: A tracker calls it with the id of the run that records this
-            model from now on, so the checkpoint remembers it.
+        fingerprint: The training fingerprint (the checkpoint folder's name):
+            with the model's name, what identifies one training across
+            processes and reruns (a tracker finds the model's run by it).
+        history: One row per epoch already trained (``epoch`` from 1, the
+            metrics and ``time_ms``, the wall-clock time of its end in ms):
+            what a tracker back-fills.
     """
 
+    key: ModelKey
     epochs: int
     initial_epoch: int
     mode: str
-    previous_run_id: str | None = None
+    fingerprint: str
     history: list[dict[str, float]] = field(default_factory=list)
-    attach_run: Callable[[str], None] | None = None
 
 
 Event = EpochEnd | TrainingStart
@@ -91,15 +102,17 @@ def _epoch_events_callback() -> type:
     import keras
 
     class EpochEventsCallback(keras.callbacks.Callback):
-        """Keras callback that publishes an :class:`EpochEnd` after every epoch."""
+        """Keras callback that publishes an :class:`EpochEnd` after every epoch of ``key``."""
 
-        def __init__(self, epochs: int) -> None:
+        def __init__(self, key: ModelKey, epochs: int) -> None:
             super().__init__()
+            self._key = key
             self._epochs = epochs
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            metrics = {key: float(value) for key, value in (logs or {}).items()}
-            publish(EpochEnd(epoch=epoch, epochs=self._epochs, metrics=metrics))
+            metrics = {name: float(value) for name, value in (logs or {}).items()}
+            # Keras counts epochs from 0; every event counts them from FIRST_EPOCH.
+            publish(EpochEnd(key=self._key, epoch=epoch + FIRST_EPOCH, epochs=self._epochs, metrics=metrics))
 
     EpochEventsCallback.__module__ = __name__
     return EpochEventsCallback

@@ -7,6 +7,16 @@ write to a unique temporary name in the same folder and then ``os.replace`` it
 into place, which is atomic on a local filesystem: a reader sees the old file
 or the new one, never a mixture. Other protocols (s3, gcs, …) are written as
 the parent class writes them.
+
+Versioned (``versioned: true``, as every file output in ``conf/base/catalog.yml``),
+they load *this run's* version when it exists: Kedro gives every dataset of a
+run the same save version, the session id (``KedroSession.run`` passes
+``save_version=session_id`` to the catalog, ``kedro/framework/session/session.py``;
+the catalog passes it to every dataset it creates, factories included,
+``kedro/io/core.py`` ``parse_dataset_definition``), and it is an attribute of
+the dataset, so it travels with the pickled catalog to ``ParallelRunner``'s
+worker processes. Kedro alone would load the *latest* version, which a
+concurrent run may have written a moment later.
 """
 
 from __future__ import annotations
@@ -25,9 +35,19 @@ from activation_compare.storage import temporary_sibling, translated_storage_err
 
 
 class _AtomicSave:
-    """Mixin: route the parent's ``save`` to a temporary path, then rename it into place."""
+    """Mixin: route the parent's ``save`` to a temporary path, then rename it into place;
+    load this run's own version when there is one."""
 
     _atomic_temporary: PurePosixPath | None = None
+
+    def resolve_load_version(self) -> str | None:
+        version = getattr(self, "_version", None)
+        if version is not None and version.load is None and version.save is not None:
+            own = self._get_versioned_path(version.save)  # type: ignore[attr-defined]
+            # While saving (Kedro's save wrapper asks before the rename) or after.
+            if self._atomic_temporary is not None or self._exists_function(str(own)):  # type: ignore[attr-defined]
+                return version.save  # type: ignore[no-any-return]
+        return super().resolve_load_version()  # type: ignore[misc]
 
     def _get_save_path(self) -> PurePosixPath:
         return self._atomic_temporary or super()._get_save_path()  # type: ignore[misc]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -47,6 +48,18 @@ class LabelledImages:
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
+
+    @cached_property
+    def content_digest(self) -> str:
+        """A digest of the images' and labels' dtypes, shapes and bytes.
+
+        Computed once per object (training fingerprints of every model of a run
+        need it, and the training set can be 600 MB); the arrays are never
+        changed in place after loading.
+        """
+        from activation_compare.training_state.fingerprint import array_digest
+
+        return f"{array_digest(self.images)[:16]}-{array_digest(self.labels)[:16]}"
 
 
 @dataclass(frozen=True)

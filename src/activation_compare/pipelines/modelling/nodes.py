@@ -14,12 +14,14 @@ import tensorflow as tf
 from sklearn.metrics import accuracy_score, confusion_matrix
 
 from activation_compare.datasets.types import LabelledImages
+from activation_compare.errors import UserError
+from activation_compare.identity import FIRST_EPOCH, ModelKey
 from activation_compare.models import build_seed_cnn, parse_activation
 from activation_compare.params import ModelParams, TrainingParams
 from activation_compare.training_events import EpochEventsCallback
+from activation_compare.training_state import Checkpoints, training_session
 
 from . import input_pipeline
-from .checkpoints import TrainingState, begin_training
 
 logger = logging.getLogger(__name__)
 
@@ -31,27 +33,26 @@ _STEPS_PER_EXECUTION = 10
 _PREDICT_BATCH_SIZE = 100
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError, RuntimeError):
     """Training diverged: the loss became NaN or infinite."""
 
 
 def build_model(
-    activation: dict[str, Any], model_params: ModelParams, *, seed: int, name: str
+    activation: dict[str, Any], model_params: ModelParams, *, key: ModelKey
 ) -> keras.Model:
     """Build the original experiment's CNN with the given activation.
 
     Args:
         activation: The activation's spec from ``activations.<name>`` (type and options).
         model_params: The ``model`` parameters (architecture).
-        seed: Seeds the weight initialisation and RReLU's slope draws.
-        name: The activation's name in the comparison (the Kedro namespace).
+        key: The model (its seed seeds the weight initialisation and RReLU's slope draws).
 
     Returns:
         An uncompiled Keras model.
     """
-    keras.utils.set_random_seed(seed)
-    model = build_seed_cnn(parse_activation(activation), seed=seed)
-    model.name = f"{model_params.architecture}_{name}_seed{seed}"
+    keras.utils.set_random_seed(key.seed)
+    model = build_seed_cnn(parse_activation(activation), seed=key.seed)
+    model.name = f"{model_params.architecture}_{key.name}"
     return model
 
 
@@ -86,9 +87,9 @@ def train_model(
     train_set: LabelledImages,
     validation_set: LabelledImages,
     params: TrainingParams,
-    training_state: TrainingState | None = None,
+    checkpoints: Checkpoints | None = None,
     *,
-    seed: int,
+    key: ModelKey,
 ) -> tuple[keras.Model, pd.DataFrame]:
     """Train as the original did: Adam, sparse categorical cross-entropy, shuffled batches.
 
@@ -97,14 +98,15 @@ def train_model(
         train_set: Normalized training images and labels.
         validation_set: Data evaluated after every epoch (the test set by default).
         params: The ``training`` parameters (epochs, batch size, optimizer).
-        seed: Seeds batch shuffling and any randomness inside the model.
-        training_state: The model's checkpoint folder (from the catalog): every
-            epoch is checkpointed there; an interrupted training resumes from it
-            and a finished one is returned without training (see checkpoints.py).
+        checkpoints: The model's checkpoints (a handle from the catalog): every
+            epoch is committed through it; an interrupted training resumes from
+            it and a finished one is returned without training
+            (:mod:`activation_compare.training_state`). None: nothing is saved.
+        key: The model; its seed seeds batch shuffling and any randomness inside the model.
 
     Returns:
-        The trained model and its per-epoch history (loss, accuracy, val_loss,
-        val_accuracy, epoch_time_s).
+        The trained model and its per-epoch history (epoch from 1, loss,
+        accuracy, val_loss, val_accuracy, epoch_time_s).
 
     Raises:
         ValueError: If the batch size exceeds the training set.
@@ -119,6 +121,7 @@ def train_model(
         # Process-wide, and a no-op once set; TensorFlow then refuses unseeded
         # random ops, which set_random_seed below covers.
         tf.config.experimental.enable_op_determinism()
+    seed = key.seed
     keras.utils.set_random_seed(seed)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=params.optimizer.learning_rate),
@@ -129,46 +132,46 @@ def train_model(
         # updates in the same order, less Python per step (README, Speed).
         steps_per_execution=_STEPS_PER_EXECUTION,
     )
-    # Fresh, resumed from the checkpoint, or reused as it is (checkpoints.py).
-    session = begin_training(
-        training_state, model, train_set, validation_set, params, seed=seed
-    )
-    if session.done:
-        return model, session.finish()[HISTORY_COLUMNS]
-    # TensorFlow places the model on a GPU whenever it sees one (install the
-    # `gpu` extra); saying which keeps slow CPU runs from being a surprise.
-    logger.info("Training %s on %s", model.name, _training_device())
-    timer = _EpochTimer()
-    # Batches are gathered from the arrays in place (input_pipeline): fit() on
-    # NumPy arrays would first copy both whole sets into tensors (720 MB).
-    keras_history = model.fit(
-        input_pipeline.batches(
-            train_set.images,
-            train_set.labels,
-            params.batch_size,
-            shuffle_seed=seed,
-            first_pass=session.initial_epoch,
-        ),
-        epochs=params.epochs,
-        validation_data=input_pipeline.batches(
-            validation_set.images, validation_set.labels, params.batch_size
-        ),
-        shuffle=False,  # the batches come shuffled (per epoch, from the seed)
-        verbose=params.verbose,
-        callbacks=[timer, *session.callbacks, EpochEventsCallback(params.epochs)],
-    )
-    history = pd.DataFrame(keras_history.history)
-    history.insert(0, "epoch", session.initial_epoch + np.arange(len(history)))
-    history["epoch_time_s"] = timer.seconds[: len(history)]
-    losses = history["loss"].to_numpy(dtype=float)
-    if not np.all(np.isfinite(losses)):
-        bad_epoch = int(np.flatnonzero(~np.isfinite(losses))[0])
-        raise NonFiniteLossError(
-            f"The training loss of {model.name} became {losses[bad_epoch]} at epoch "
-            f"{int(history['epoch'].iloc[bad_epoch])}; training stopped. Try a smaller training.optimizer.learning_rate."
+    # Fresh, resumed from the checkpoint, or reused as it is; the checkpoint
+    # folder stays locked until the block ends (training_state).
+    with training_session(checkpoints, model, train_set, validation_set, params, key=key) as session:
+        if session.done:
+            return model, session.finish()[HISTORY_COLUMNS]
+        # TensorFlow places the model on a GPU whenever it sees one (install the
+        # `gpu` extra); saying which keeps slow CPU runs from being a surprise.
+        logger.info("Training %s on %s", model.name, _training_device())
+        timer = _EpochTimer()
+        # Batches are gathered from the arrays in place (input_pipeline): fit() on
+        # NumPy arrays would first copy both whole sets into tensors (720 MB).
+        keras_history = model.fit(
+            input_pipeline.batches(
+                train_set.images,
+                train_set.labels,
+                params.batch_size,
+                shuffle_seed=seed,
+                first_pass=session.initial_epoch,
+            ),
+            epochs=params.epochs,
+            validation_data=input_pipeline.batches(
+                validation_set.images, validation_set.labels, params.batch_size
+            ),
+            shuffle=False,  # the batches come shuffled (per epoch, from the seed)
+            verbose=params.verbose,
+            callbacks=[timer, *session.callbacks, EpochEventsCallback(key, params.epochs)],
         )
-    # The complete history, resumed epochs included.
-    return model, session.finish(history)[HISTORY_COLUMNS]
+        history = pd.DataFrame(keras_history.history)
+        history.insert(0, "epoch", session.initial_epoch + FIRST_EPOCH + np.arange(len(history)))
+        history["epoch_time_s"] = timer.seconds[: len(history)]
+        losses = history["loss"].to_numpy(dtype=float)
+        if not np.all(np.isfinite(losses)):
+            bad = int(np.flatnonzero(~np.isfinite(losses))[0])
+            raise NonFiniteLossError(
+                f"The training loss of {model.name} became {losses[bad]} at epoch "
+                f"{int(history['epoch'].iloc[bad])}; training stopped. "
+                "Try a smaller training.optimizer.learning_rate."
+            )
+        # The complete history, resumed epochs included.
+        return model, session.finish(history)[HISTORY_COLUMNS]
 
 
 def evaluate_model(
@@ -177,8 +180,7 @@ def evaluate_model(
     test_set: LabelledImages,
     class_names: list[str],
     *,
-    activation: str,
-    seed: int,
+    key: ModelKey,
 ) -> dict[str, Any]:
     """Score the trained model on the test set, as the original did and more.
 
@@ -206,22 +208,27 @@ def evaluate_model(
     best = int(history["val_accuracy"].to_numpy().argmax())
     final_train_accuracy = float(history["accuracy"].iloc[-1])
     return {
-        "activation": activation,
-        "seed": seed,
+        "model": key.name,
+        "activation": key.activation,
+        "seed": key.seed,
         "parameter_count": int(model.count_params()),
         "epochs": len(history),
         "final_train_accuracy": final_train_accuracy,
         "final_val_accuracy": float(history["val_accuracy"].iloc[-1]),
         "test_accuracy": test_accuracy,
         "best_val_accuracy": float(history["val_accuracy"].iloc[best]),
-        "best_epoch": best,
+        # Epochs are numbered from 1, as in history.csv.
+        "best_epoch": int(history["epoch"].iloc[best]),
         "train_test_gap": final_train_accuracy - test_accuracy,
         "mean_epoch_time_s": float(history["epoch_time_s"].mean()),
         "per_class_accuracy": per_class,
         "class_names": list(class_names),
         "confusion_matrix": matrix.tolist(),
         "curves": {
-            column: [float(v) for v in history[column]]
-            for column in ("loss", "accuracy", "val_loss", "val_accuracy")
+            "epoch": [int(v) for v in history["epoch"]],
+            **{
+                column: [float(v) for v in history[column]]
+                for column in ("loss", "accuracy", "val_loss", "val_accuracy")
+            },
         },
     }

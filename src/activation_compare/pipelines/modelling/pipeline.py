@@ -1,26 +1,37 @@
-"""Wiring of the ``modelling`` template: one instance per activation, as a namespace."""
+"""Wiring of the ``modelling`` template: one instance per activation, as a namespace.
+
+Every name comes from the contract (:mod:`activation_compare.identity`): a
+model's nodes are ``key.local_node(step)`` and its datasets
+``key.local_dataset(role)`` inside the namespace ``key.namespace``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 import inspect
+from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Any
 
 from kedro.pipeline import Node, Pipeline
 
-from activation_compare.pipelines.reporting.nodes import plot_model_figures
+from activation_compare.identity import (
+    CLASS_NAMES,
+    TEST_SET,
+    TRAIN_SET,
+    VALIDATION_SET,
+    ComparePlan,
+    ModelKey,
+    Role,
+    Step,
+)
+from activation_compare.pipelines.reporting.figures import plot_model_figures
 
 from .nodes import build_model, evaluate_model, train_model
 
 # Inputs shared by every namespace rather than namespaced per activation.
-SHARED_INPUTS = {"train_set", "validation_set", "test_set", "class_names"}
+SHARED_INPUTS = {TRAIN_SET, VALIDATION_SET, TEST_SET, CLASS_NAMES}
+# The tag of the training nodes (``kedro run --tags training``).
 TRAINING_TAG = "training"
-
-
-def seed_suffix(seed: int) -> str:
-    """Dataset suffix of one seed's model, so every file says which seed made it."""
-    return f"_seed{seed}"
 
 
 def _bound(func: Callable, **fixed: Any) -> Callable:
@@ -42,65 +53,56 @@ def _bound(func: Callable, **fixed: Any) -> Callable:
     return bound
 
 
-def model_identity(node: Node) -> tuple[str, int] | None:
-    """The (activation, seed) of a per-model node, read from its tags; None for other nodes."""
-    tags = dict(tag.split(".", 1) for tag in node.tags if tag.startswith(("activation.", "seed.")))
-    if "activation" not in tags or "seed" not in tags:
-        return None
-    return tags["activation"], int(tags["seed"])
-
-
-def _model_nodes(activation: str, seed: int, suffix: str) -> list[Node]:
-    # Node tags allow letters, digits, "_", "-" and "."; model_identity() reads these back.
-    identity = [f"activation.{activation}", f"seed.{seed}"]
+def _model_nodes(key: ModelKey) -> list[Node]:
+    """Build → train → evaluate → figures for one model, with names local to its namespace."""
+    data = key.local_dataset
+    tags = key.node_tags()
     return [
         Node(
-            func=_bound(build_model, seed=seed, name=activation),
+            func=_bound(build_model, key=key),
             inputs=["params:activation", "params:model"],
-            outputs=f"untrained_model{suffix}",
-            name=f"build_model{suffix}_node",
-            tags=identity,
+            outputs=data(Role.UNTRAINED_MODEL),
+            name=key.local_node(Step.BUILD),
+            tags=tags,
         ),
         Node(
-            func=_bound(train_model, seed=seed),
+            func=_bound(train_model, key=key),
             inputs=[
-                f"untrained_model{suffix}",
-                "train_set",
-                "validation_set",
+                data(Role.UNTRAINED_MODEL),
+                TRAIN_SET,
+                VALIDATION_SET,
                 "params:training",
-                # The model's checkpoint folder (resume, reuse): checkpoints.TrainingState.
-                f"training_state{suffix}",
+                # The model's checkpoints (resume, reuse): a training_state.Checkpoints handle.
+                data(Role.CHECKPOINTS),
             ],
-            outputs=[f"model{suffix}", f"history{suffix}"],
-            name=f"train_model{suffix}_node",
-            tags=[TRAINING_TAG, *identity],
+            outputs=[data(Role.MODEL), data(Role.HISTORY)],
+            name=key.local_node(Step.TRAIN),
+            tags=[TRAINING_TAG, *tags],
         ),
         Node(
-            func=_bound(evaluate_model, activation=activation, seed=seed),
-            inputs=[f"model{suffix}", f"history{suffix}", "test_set", "class_names"],
-            outputs=f"report{suffix}",
-            name=f"evaluate_model{suffix}_node",
-            tags=identity,
+            func=_bound(evaluate_model, key=key),
+            inputs=[data(Role.MODEL), data(Role.HISTORY), TEST_SET, CLASS_NAMES],
+            outputs=data(Role.REPORT),
+            name=key.local_node(Step.EVALUATE),
+            tags=tags,
         ),
         Node(
             func=plot_model_figures,
-            inputs=f"report{suffix}",
-            outputs=[f"accuracy_curves{suffix}", f"confusion_matrix{suffix}"],
-            name=f"plot_model_figures{suffix}_node",
-            tags=identity,
+            inputs=data(Role.REPORT),
+            outputs=[data(Role.ACCURACY_CURVES), data(Role.CONFUSION_MATRIX)],
+            name=key.local_node(Step.PLOT),
+            tags=tags,
         ),
     ]
 
 
-def create_pipeline(activation: str, seeds: Sequence[int]) -> Pipeline:
-    """Build → train → evaluate for every seed, inside the namespace ``activation``.
+def namespace_pipeline(activation: str, models: Sequence[ModelKey]) -> Pipeline:
+    """The template for every model of one activation, inside the namespace ``activation``.
 
     The activation's spec is read from ``params:activations.<activation>``;
     data and training parameters are shared by all namespaces.
     """
-    template = Pipeline(
-        [node for seed in seeds for node in _model_nodes(activation, seed, seed_suffix(seed))]
-    )
+    template = Pipeline([node for key in models for node in _model_nodes(key)])
     return Pipeline(
         template,
         namespace=activation,
@@ -113,10 +115,9 @@ def create_pipeline(activation: str, seeds: Sequence[int]) -> Pipeline:
     )
 
 
-def report_names(activations: Sequence[str], seeds: Sequence[int]) -> list[str]:
-    """The per-model report datasets that the comparison collects, in order."""
-    return [
-        f"{activation}.report{seed_suffix(seed)}"
-        for activation in activations
-        for seed in seeds
-    ]
+def create_pipeline(plan: ComparePlan) -> Pipeline:
+    """One namespace per activation of the plan, with one set of nodes per model."""
+    return sum(
+        (namespace_pipeline(activation, plan.models_of(activation)) for activation in plan.activations),
+        start=Pipeline([]),
+    )

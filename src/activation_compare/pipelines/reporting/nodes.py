@@ -1,4 +1,4 @@
-"""Reporting: per-model figures and the side-by-side comparison of activations."""
+"""Reporting: the side-by-side comparison of activations (figures: figures.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from scipy import stats
 
 from activation_compare.params import CompareParams
 
+from .figures import overlay_figure
+
 TABLE_COLUMNS = [
     "activation",
     "seed",
@@ -25,42 +27,6 @@ TABLE_COLUMNS = [
     "mean_epoch_time_s",
     "parameter_count",
 ]
-
-
-def plot_model_figures(report: dict[str, Any]) -> tuple[Figure, Figure]:
-    """Draw one model's accuracy curves and its test-set confusion matrix.
-
-    Figures are built without pyplot so nothing accumulates in global state
-    across many models.
-    """
-    title = f"{report['activation']} (seed {report['seed']})"
-    curves = Figure(figsize=(6, 4), layout="constrained")
-    ax = curves.add_subplot()
-    epochs = np.arange(1, len(report["curves"]["accuracy"]) + 1)
-    ax.plot(epochs, report["curves"]["accuracy"], label="train", linestyle="--")
-    ax.plot(epochs, report["curves"]["val_accuracy"], label="validation")
-    ax.set(xlabel="epoch", ylabel="accuracy", title=f"Accuracy: {title}")
-    ax.grid(alpha=0.3)
-    ax.legend()
-
-    matrix = np.asarray(report["confusion_matrix"])
-    names = report["class_names"]
-    confusion = Figure(figsize=(6.5, 5.5), layout="constrained")
-    ax = confusion.add_subplot()
-    image = ax.imshow(matrix, cmap="Blues")
-    confusion.colorbar(image, ax=ax, shrink=0.8)
-    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
-    ax.set_yticks(range(len(names)), names)
-    ax.set(
-        xlabel="predicted",
-        ylabel="true",
-        title=f"Confusion matrix: {title}, test accuracy {report['test_accuracy']:.4f}",
-    )
-    threshold = matrix.max() / 2 if matrix.size else 0
-    for (row, col), count in np.ndenumerate(matrix):
-        colour = "white" if count > threshold else "black"
-        ax.text(col, row, str(count), ha="center", va="center", fontsize=7, color=colour)
-    return curves, confusion
 
 
 def paired_difference(
@@ -107,32 +73,6 @@ def verdict(activation: str, baseline: str, diff: dict[str, Any], confidence_lev
     else:
         outcome = f"no significant difference at {n} seeds"
     return f"{head}, {interval}: {outcome}"
-
-
-def _overlay_figure(reports: Sequence[dict[str, Any]], activations: list[str]) -> Figure:
-    figure = Figure(figsize=(8, 5), layout="constrained")
-    ax = figure.add_subplot()
-    colours = {name: f"C{i}" for i, name in enumerate(activations)}
-    for name in activations:
-        runs = [r for r in reports if r["activation"] == name]
-        for key, style, label in (("accuracy", "--", "train"), ("val_accuracy", "-", "validation")):
-            curves = np.array([r["curves"][key] for r in runs], dtype=float)
-            epochs = np.arange(1, curves.shape[1] + 1)
-            mean = curves.mean(axis=0)
-            seeds = f", mean of {len(runs)} seeds" if len(runs) > 1 else ""
-            ax.plot(epochs, mean, style, color=colours[name], label=f"{name} {label}{seeds}")
-            if len(runs) > 1:
-                spread = curves.std(axis=0, ddof=1)
-                ax.fill_between(epochs, mean - spread, mean + spread, color=colours[name], alpha=0.15)
-    ax.set(
-        xlabel="epoch",
-        ylabel="accuracy",
-        title="Train (dashed) and validation (solid) accuracy per activation"
-        + (" (bands: ±1 s.d. over seeds)" if len(reports) > len(activations) else ""),
-    )
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return figure
 
 
 def compare_activations(
@@ -186,7 +126,7 @@ def compare_activations(
         "per_activation": per_activation,
         "comparisons": comparisons,
     }
-    return table, _markdown(table, summary), _overlay_figure(reports, activations), summary
+    return table, _markdown(table, summary), overlay_figure(reports, activations), summary
 
 
 def _fmt(mean: float, std: float | None, scale: float = 100.0) -> str:

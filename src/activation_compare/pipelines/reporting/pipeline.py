@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
 
 from kedro.pipeline import Node, Pipeline
 
-from activation_compare.pipelines.modelling.pipeline import report_names
+from activation_compare.identity import COMPARE_NODE, ComparePlan, ComparisonOutput, Role
 
 from .nodes import compare_activations
 
 
-def create_pipeline(activations: Sequence[str], seeds: Sequence[int]) -> Pipeline:
-    """Compare the reports of every activation × seed in one table, figure and summary."""
-    return Pipeline(
-        [
-            Node(
-                func=compare_activations,
-                inputs=["params:compare", *report_names(activations, seeds)],
-                outputs=[
-                    "comparison_table",
-                    "comparison_markdown",
-                    "comparison_curves",
-                    "comparison_summary",
-                ],
-                name="compare_activations_node",
-            )
-        ]
-    )
+def create_pipeline(plan: ComparePlan) -> Pipeline:
+    """Compare the reports of every model of the plan in one table, figure and summary."""
+    with warnings.catch_warnings():
+        # The reports live in the activations' namespaces ("relu.report_seed0")
+        # by design (identity.py); Kedro warns about any dotted input of a node
+        # outside a namespace.
+        warnings.filterwarnings("ignore", message="One or more dataset names contain '.'")
+        node = Node(
+            func=compare_activations,
+            inputs=["params:compare", *plan.datasets(Role.REPORT)],
+            outputs=[output.value for output in ComparisonOutput],
+            name=COMPARE_NODE,
+        )
+    return Pipeline([node])

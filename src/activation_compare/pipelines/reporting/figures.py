@@ -1,0 +1,94 @@
+"""Figures: one model's curves and confusion matrix, and every activation's curves overlaid.
+
+Its own module so that the modelling pipeline (per-model figures) and the
+reporting pipeline (the overlay) share it without importing each other.
+Figures are built without pyplot, so nothing accumulates in global state
+across many models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from activation_compare.identity import FIRST_EPOCH
+
+
+def _epochs(report: dict[str, Any], count: int) -> np.ndarray:
+    """The epoch numbers of a report's curves (from 1, as in history.csv)."""
+    epochs = report["curves"].get("epoch")
+    return np.asarray(epochs) if epochs is not None else np.arange(FIRST_EPOCH, count + FIRST_EPOCH)
+
+
+def _integer_epochs(ax: Any) -> None:
+    # Epochs are whole numbers: no 1.5 ticks on short runs.
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def plot_model_figures(report: dict[str, Any]) -> tuple[Figure, Figure]:
+    """Draw one model's accuracy curves and its test-set confusion matrix.
+
+    Figures are built without pyplot so nothing accumulates in global state
+    across many models.
+    """
+    title = f"{report['activation']} (seed {report['seed']})"
+    curves = Figure(figsize=(6, 4), layout="constrained")
+    ax = curves.add_subplot()
+    epochs = _epochs(report, len(report["curves"]["accuracy"]))
+    ax.plot(epochs, report["curves"]["accuracy"], label="train", linestyle="--")
+    ax.plot(epochs, report["curves"]["val_accuracy"], label="validation")
+    ax.set(xlabel="epoch", ylabel="accuracy", title=f"Accuracy: {title}")
+    _integer_epochs(ax)
+    ax.grid(alpha=0.3)
+    ax.legend()
+
+    matrix = np.asarray(report["confusion_matrix"])
+    names = report["class_names"]
+    confusion = Figure(figsize=(6.5, 5.5), layout="constrained")
+    ax = confusion.add_subplot()
+    image = ax.imshow(matrix, cmap="Blues")
+    confusion.colorbar(image, ax=ax, shrink=0.8)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set(
+        xlabel="predicted",
+        ylabel="true",
+        title=f"Confusion matrix: {title}, test accuracy {report['test_accuracy']:.4f}",
+    )
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for (row, col), count in np.ndenumerate(matrix):
+        colour = "white" if count > threshold else "black"
+        ax.text(col, row, str(count), ha="center", va="center", fontsize=7, color=colour)
+    return curves, confusion
+
+
+def overlay_figure(reports: Sequence[dict[str, Any]], activations: list[str]) -> Figure:
+    """Train and validation accuracy of every activation overlaid (mean ± s.d. over seeds)."""
+    figure = Figure(figsize=(8, 5), layout="constrained")
+    ax = figure.add_subplot()
+    colours = {name: f"C{i}" for i, name in enumerate(activations)}
+    for name in activations:
+        runs = [r for r in reports if r["activation"] == name]
+        for key, style, label in (("accuracy", "--", "train"), ("val_accuracy", "-", "validation")):
+            curves = np.array([r["curves"][key] for r in runs], dtype=float)
+            epochs = _epochs(runs[0], curves.shape[1])
+            mean = curves.mean(axis=0)
+            seeds = f", mean of {len(runs)} seeds" if len(runs) > 1 else ""
+            ax.plot(epochs, mean, style, color=colours[name], label=f"{name} {label}{seeds}")
+            if len(runs) > 1:
+                spread = curves.std(axis=0, ddof=1)
+                ax.fill_between(epochs, mean - spread, mean + spread, color=colours[name], alpha=0.15)
+    ax.set(
+        xlabel="epoch",
+        ylabel="accuracy",
+        title="Train (dashed) and validation (solid) accuracy per activation"
+        + (" (bands: ±1 s.d. over seeds)" if len(reports) > len(activations) else ""),
+    )
+    _integer_epochs(ax)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return figure

@@ -1,0 +1,59 @@
+"""The Keras callback that commits every finished epoch to the model's checkpoint.
+
+Fault tolerance as one object handed to ``fit``, as Keras' own
+``BackupAndRestore``: it starts ``fit`` at the resumed epoch and, at the end of
+every epoch, saves the weights and the metrics row before anything publishes
+the epoch, so a tracker never has an epoch the checkpoint lacks.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING
+
+import keras
+
+from activation_compare.identity import FIRST_EPOCH
+
+if TYPE_CHECKING:
+    from .checkpoints import TrainingSession
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Commit every finished epoch to the session's checkpoint folder.
+
+    Put it after the callback that adds ``epoch_time_s`` to the logs and before
+    the one that publishes the epoch. A non-finite loss is never committed (the
+    run stops; the last good epoch stays the checkpoint).
+    """
+
+    def __init__(self, session: TrainingSession) -> None:
+        super().__init__()
+        self.session = session
+        self._started = 0.0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        # What BackupAndRestore does: fit() reads it after on_train_begin.
+        self.model._initial_epoch = self.session.initial_epoch or None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        row: dict[str, float] = {}
+        for key, value in (logs or {}).items():
+            try:
+                row[key] = float(value)
+            except (TypeError, ValueError):
+                continue
+        row.setdefault("epoch_time_s", time.perf_counter() - self._started)
+        loss = row.get("loss")
+        if loss is not None and not math.isfinite(loss):
+            self.model.stop_training = True
+            return
+        # Keras counts epochs from 0; every record counts them from FIRST_EPOCH.
+        self.session.commit_epoch(self.model, epoch + FIRST_EPOCH, row)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.model._initial_epoch = None

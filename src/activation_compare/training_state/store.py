@@ -1,0 +1,181 @@
+"""One checkpoint folder on disk: the weights file of the last epoch and ``state.json``.
+
+::
+
+    <folder>/
+        .lock            held by the process training the model (lock.py)
+        state.json       the commit record: status, epochs done, the weights file,
+                         the fingerprint, every epoch's metrics (epochs from 1)
+        epoch-0007.npz   every model variable (weights, RReLU's random state) and every
+                         optimizer variable (Adam's moments, its step count) after epoch 7
+
+The checkpoint is serialised in memory (``numpy.savez``) and written by this
+module, not by Keras/h5py: a full disk then fails with one clear
+:class:`~activation_compare.storage.StorageError`, and no half-written HDF5
+file is left open (h5py crashes the interpreter at exit on those). Every file
+is written under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from activation_compare.storage import atomic_write_bytes
+
+from .lock import LOCK_FILE
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+STATE_FORMAT = 2
+CHECKPOINT_SUFFIX = ".npz"
+
+
+def weights_name(epoch: int) -> str:
+    """The weights file of epoch ``epoch`` (numbered from 1)."""
+    return f"epoch-{epoch:04d}{CHECKPOINT_SUFFIX}"
+
+
+def checkpoint_bytes(model: Any) -> bytes:
+    """Every variable of the model and of its optimizer, as ``.npz`` bytes.
+
+    ``model.variables`` holds the weights and the layers' random-generator
+    states (RReLU's slope draws continue where they were, not from epoch 1);
+    the optimizer's hold Adam's moments and its step count.
+    """
+    arrays = {f"model_{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(model.variables)}
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and optimizer.built:
+        arrays.update(
+            {f"optimizer_{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)}
+        )
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def restore_checkpoint(model: Any, path: Path) -> None:
+    """Assign a :func:`checkpoint_bytes` file to a compiled model of the same architecture."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    with np.load(path, allow_pickle=False) as saved:
+        for prefix, variables in (
+            ("model_", list(model.variables)),
+            ("optimizer_", list(optimizer.variables) if optimizer is not None else []),
+        ):
+            keys = sorted(k for k in saved.files if k.startswith(prefix))
+            if len(keys) != len(variables):
+                raise ValueError(f"{path.name} has {len(keys)} {prefix[:-1]} variables, the model {len(variables)}")
+            values = [saved[k] for k in keys]
+            for variable, value in zip(variables, values):
+                if tuple(variable.shape) != value.shape:
+                    raise ValueError(f"{path.name}: {variable.path} has shape {tuple(variable.shape)}, saved {value.shape}")
+            for variable, value in zip(variables, values):
+                variable.assign(value.astype(variable.dtype, copy=False))
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+class CheckpointFolder:
+    """Reads and commits one checkpoint folder (the caller holds its lock)."""
+
+    def __init__(self, directory: Path | str, label: str) -> None:
+        self.directory = Path(directory)
+        self.label = label
+
+    def __repr__(self) -> str:
+        return f"CheckpointFolder({str(self.directory)!r})"
+
+    @property
+    def state_path(self) -> Path:
+        return self.directory / STATE_FILE
+
+    def read(self) -> dict[str, Any] | None:
+        """The committed record, or None (missing, unreadable or of another format)."""
+        try:
+            record = json.loads(self.state_path.read_text())
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except (OSError, ValueError) as exc:
+            logger.warning("%s: the training state %s is unreadable (%s); ignoring it", self.label, self.state_path, exc)
+            return None
+        if not isinstance(record, dict) or record.get("format") != STATE_FORMAT:
+            logger.warning("%s: %s has an unknown format; ignoring it", self.label, self.state_path)
+            return None
+        return record
+
+    def weights_exist(self, record: dict[str, Any]) -> bool:
+        weights = record.get("weights")
+        return bool(weights) and (self.directory / weights).is_file()
+
+    @staticmethod
+    def new_record(fingerprint: dict[str, Any], epochs: int) -> dict[str, Any]:
+        return {
+            "format": STATE_FORMAT,
+            "status": "training",
+            "epochs": int(epochs),
+            "epochs_done": 0,
+            "weights": None,
+            "fingerprint": fingerprint,
+            "history": [],
+            "created": _now(),
+        }
+
+    def restore(self, model: Any, record: dict[str, Any]) -> None:
+        """Load the weights ``record`` names into ``model`` (nothing when it has none)."""
+        if record.get("weights"):
+            restore_checkpoint(model, self.directory / record["weights"])
+
+    def commit(self, record: dict[str, Any]) -> None:
+        """Replace ``state.json`` atomically: the commit point of every change."""
+        record["updated"] = _now()
+        data = json.dumps(record, indent=1, default=float).encode()
+        atomic_write_bytes(self.state_path, data, what="training state")
+
+    def save_epoch(self, model: Any, record: dict[str, Any], epoch: int, row: dict[str, float]) -> None:
+        """Commit epoch ``epoch`` (from 1): weights first, then the record, then drop the old weights.
+
+        A kill between any two steps is recoverable: before the record names
+        the new file it is an orphan (collected later); after it, the previous
+        file is (a leftover is collected later).
+        """
+        name = weights_name(epoch)
+        atomic_write_bytes(self.directory / name, checkpoint_bytes(model), what="training checkpoint")
+        previous = record.get("weights")
+        record["history"] = [r for r in record["history"] if int(r["epoch"]) < epoch]
+        record["history"].append({"epoch": epoch, **row, "time_ms": int(time.time() * 1000)})
+        record.update(epochs_done=epoch, weights=name, status="training")
+        self.commit(record)
+        if previous and previous != name:
+            (self.directory / previous).unlink(missing_ok=True)
+
+    def mark_finished(self, record: dict[str, Any]) -> None:
+        if record.get("status") != "finished":
+            record["status"] = "finished"
+            record["finished"] = _now()
+            self.commit(record)
+
+    def collect_garbage(self, record: dict[str, Any] | None) -> None:
+        """Remove what no commit refers to: older epochs, temporary files of a killed write."""
+        keep = {STATE_FILE, LOCK_FILE, (record or {}).get("weights")}
+        try:
+            entries = list(self.directory.iterdir())
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for path in entries:
+            name = path.name
+            ours = (name.startswith("epoch-") and name.endswith(CHECKPOINT_SUFFIX)) or (
+                name.startswith(".") and (".tmp" in name or name.startswith(".write-test-"))
+            )
+            if ours and name not in keep and path.is_file():
+                path.unlink(missing_ok=True)
