@@ -9,4 +9,16 @@ import os
 # module of the project imports it. A user's own setting (0 to compare) wins.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
+# TensorFlow's C++ start-up lines and CUDA probing, hidden where there is no GPU
+# unless TF_CPP_MIN_LOG_LEVEL is set (quiet.py says how and why). Also before
+# TensorFlow is first imported, hence here.
+# Likewise upstream deprecation warnings no user can act on.
+from activation_compare.quiet import (  # noqa: E402
+    hide_known_library_warnings,
+    quiet_tensorflow_startup,
+)
+
+quiet_tensorflow_startup()
+hide_known_library_warnings()
+
 __version__ = "0.1.0"

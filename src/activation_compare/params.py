@@ -165,8 +165,9 @@ class TrainingParams(_Strict):
     # One model per activation per seed.
     seeds: list[StrictInt] = Field(default_factory=lambda: [0], min_length=1)
     optimizer: OptimizerParams = OptimizerParams()
-    # Keras' fit() console output: 0 silent, 1 progress bar, 2 one line per epoch.
-    verbose: Literal[0, 1, 2] = 2
+    # Keras' own fit() output: 0 none, 1 progress bar, 2 one line per epoch. Off by
+    # default: the project's progress hook already logs one line per epoch.
+    verbose: Literal[0, 1, 2] = 0
     # Train every model from scratch, discarding its training state. Otherwise a
     # model whose training finished with the same parameters is reused, and an
     # interrupted one resumes from its last epoch (pipelines/modelling/checkpoints.py).
