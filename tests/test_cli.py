@@ -162,3 +162,15 @@ def test_a_smoke_run_is_quiet(tmp_path) -> None:  # type: ignore[no-untyped-def]
             ]
             assert len(lines) == 1, output
     assert "val_accuracy:" not in output and "step - " not in output, output
+
+
+@pytest.mark.slow
+def test_a_batch_larger_than_the_data_is_refused_before_the_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 15.3: the smoke source has 600 training images; nothing may run or be recorded."""
+    project = copy_project(tmp_path / "project")
+    result = _kedro(project, "--env", "smoke", "--params", "training.batch_size=601")
+    output = result.stdout + result.stderr
+    assert result.returncode == cli.EXIT_USER_ERROR, output
+    assert "training.batch_size = 601: larger than the 600 images the run trains on" in result.stderr
+    assert "Traceback" not in output and "Running node" not in output, output
+    assert not any(path.is_file() for path in (project / "data").rglob("*")), output

@@ -19,7 +19,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.framework.project import pipelines as project_pipelines
 
 from activation_compare.identity import ComparePlan
-from activation_compare.params import ProjectParameters, validate_parameters
+from activation_compare.params import ProjectParameters, check_batch_size, validate_parameters
 from activation_compare.storage import check_writable
 from activation_compare.training_state.dataset import CheckpointsDataset
 
@@ -74,4 +74,8 @@ class ProjectHooks:
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         # tryfirst: before the MLflow hook opens runs for a pipeline that cannot run.
+        if self._parameters is not None and "raw_images" in pipeline.datasets():
+            # The batch against the source's known size (CIFAR-10's 50,000, a synthetic
+            # n_train, a listed folder), as the other parameter errors: before the run.
+            check_batch_size(self._parameters, catalog.get("raw_images").train_images())
         check_writable(output_folders(pipeline, catalog))
