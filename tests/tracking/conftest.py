@@ -22,6 +22,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pandas as pd
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -177,8 +178,8 @@ def assert_model_run(client, run, *, activation: str, seed: int, epochs: int, en
     assert {k: params.get(k) for k in expected} == expected
     assert params["tensorflow_version"] and params["keras_version"]
 
-    for key in EPOCH_METRICS:
-        assert steps(client, run.info.run_id, key) == list(range(epochs)), key
+    for key in EPOCH_METRICS:  # epochs numbered from 1, MLflow step = epoch
+        assert steps(client, run.info.run_id, key) == list(range(1, epochs + 1)), key
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
     for name in CIFAR10_CLASSES:
         assert 0.0 <= metrics[f"test_accuracy_{name}"] <= 1.0
@@ -194,11 +195,117 @@ def assert_model_run(client, run, *, activation: str, seed: int, epochs: int, en
     assert str(model.status).endswith("READY")
 
 
+def saved_output(project: Path, run_id: str, relative: str) -> Path:
+    """The file a Kedro run saved (outputs are versioned by the run: ``<relative>/<run id>/<name>``)."""
+    name = Path(relative).name
+    found = sorted(project.glob(f"data/**/{relative}/{run_id}/{name}"))
+    assert len(found) == 1, (relative, run_id, found)
+    return found[0]
+
+
 def file_digests(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*")) if p.is_file()
     }
+
+
+# --- a fake pipeline with the modelling pipeline's names (trains nothing) ------------
+
+
+def fake_parameters(activations=("relu", "rrelu"), seeds=(0,), epochs: int = 3) -> dict[str, Any]:
+    """The run's parameters as Kedro's catalog holds them (``parameters``)."""
+    return {
+        "compare": {"activations": list(activations)},
+        "training": {"seeds": list(seeds), "epochs": epochs},
+        "data": {"source": "synthetic"},
+    }
+
+
+def fake_train(untrained, *, key, epochs=3, fail=False, mode="fresh", history=(), fingerprint="fp-1"):
+    """Publishes what the training node publishes: a start, then one event per epoch (from 1)."""
+    from activation_compare import training_events
+
+    done = len(history)
+    training_events.publish(
+        training_events.TrainingStart(key, epochs, done, mode, fingerprint, [dict(r) for r in history])
+    )
+    for epoch in range(done + 1, epochs + 1):
+        training_events.publish(
+            training_events.EpochEnd(key, epoch, epochs, {"loss": 1.0 / epoch, "accuracy": 0.1 * epoch})
+        )
+    if fail:
+        raise RuntimeError("diverged")
+    return untrained, pd.DataFrame({"epoch": list(range(1, epochs + 1)), "loss": [1.0 / e for e in range(1, epochs + 1)]})
+
+
+def _fake_report(model, history):
+    return {"test_accuracy": 0.5, "per_class_accuracy": {"a b": 0.25}}
+
+
+def _fake_figures(report):
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(1, 1))
+    figure.add_subplot().plot([0, 1])
+    return figure, figure
+
+
+def fake_pipeline(plan, fail: str | None = None, **train_options):
+    """The modelling pipeline's nodes and datasets for every model of ``plan`` (identity's names)."""
+    from functools import partial, update_wrapper
+
+    from kedro.pipeline import Node, Pipeline
+
+    from activation_compare.identity import COMPARE_NODE, ComparisonOutput, Role, Step
+
+    nodes = []
+    for key in plan.models:
+        train = update_wrapper(partial(fake_train, key=key, fail=key.activation == fail, **train_options), fake_train)
+        nodes += [
+            Node(lambda x: x, "data", key.dataset(Role.UNTRAINED_MODEL), name=key.node(Step.BUILD)),
+            Node(train, key.dataset(Role.UNTRAINED_MODEL), [key.dataset(Role.MODEL), key.dataset(Role.HISTORY)],
+                 name=key.node(Step.TRAIN)),
+            Node(_fake_report, [key.dataset(Role.MODEL), key.dataset(Role.HISTORY)], key.dataset(Role.REPORT),
+                 name=key.node(Step.EVALUATE)),
+            Node(_fake_figures, key.dataset(Role.REPORT),
+                 [key.dataset(Role.ACCURACY_CURVES), key.dataset(Role.CONFUSION_MATRIX)], name=key.node(Step.PLOT)),
+        ]
+    nodes.append(Node(lambda *reports: "| table |", plan.datasets(Role.REPORT), ComparisonOutput.MARKDOWN.value,
+                      name=COMPARE_NODE))
+    return Pipeline(nodes)
+
+
+def run_fake(pipeline, hook, runner, project: Path, session_id: str, parameters: dict[str, Any]) -> None:
+    """Kedro's order of hook calls around ``runner.run``, as a session makes them."""
+    from kedro.framework.hooks.manager import _create_hook_manager
+    from kedro.io import DataCatalog, MemoryDataset
+
+    manager = _create_hook_manager()
+    manager.register(hook)
+    catalog = DataCatalog({"data": MemoryDataset(1), "parameters": MemoryDataset(parameters)})
+    run_params = {"run_id": session_id, "project_path": str(project), "env": "test",
+                  "pipeline_names": ["fake"], "runtime_params": {}}
+    manager.hook.before_pipeline_run(run_params=run_params, pipeline=pipeline, catalog=catalog)
+    try:
+        runner.run(pipeline, catalog, manager, run_id=session_id)
+    except Exception as error:
+        manager.hook.on_pipeline_error(error=error, run_params=run_params, pipeline=pipeline, catalog=catalog)
+        raise
+    manager.hook.after_pipeline_run(run_params=run_params, run_result={}, pipeline=pipeline, catalog=catalog)
+
+
+def runs_by_session(client, *session_ids, experiment: str = "activation-compare") -> list:
+    exp = client.get_experiment_by_name(experiment)
+    from mlflow.entities import ViewType
+
+    return [
+        run
+        for session_id in session_ids
+        for run in client.search_runs(
+            [exp.experiment_id], filter_string=f"tags.`kedro.run_id` = '{session_id}'", run_view_type=ViewType.ALL
+        )
+    ]
 
 
 # --- a real MLflow server ------------------------------------------------------------
@@ -283,6 +390,7 @@ def tracking():
     """The helpers above, for the test modules."""
     return SimpleNamespace(
         PROJECT_ROOT=PROJECT_ROOT,
+        BIN=BIN,
         SMOKE_EXPERIMENT=SMOKE_EXPERIMENT,
         EPOCH_METRICS=EPOCH_METRICS,
         copy_project=copy_project,
@@ -295,4 +403,9 @@ def tracking():
         global_tracking_uri=global_tracking_uri,
         assert_model_run=assert_model_run,
         file_digests=file_digests,
+        saved_output=saved_output,
+        fake_parameters=fake_parameters,
+        fake_pipeline=fake_pipeline,
+        run_fake=run_fake,
+        runs_by_session=runs_by_session,
     )

@@ -1,0 +1,21 @@
+"""MLflow tracking of Kedro runs: one parent run per ``kedro run``, one child run per model.
+
+One module per job, so each reads in one sitting:
+
+- :mod:`.settings`: ``conf/<env>/mlflow.yml``, environment overrides, URI resolution;
+- :mod:`.store`: the client, the experiment, the SQLite setup lock and busy
+  retries, the bounded start-up check of a tracking server;
+- :mod:`.runs`: the parent/child run tree, run names, tags and params;
+- :mod:`.resume`: continuing a model's interrupted run, back-filling epochs;
+- :mod:`.artifacts`: the model (Keras flavour), figures, history, report, comparison;
+- :mod:`.signals`: Ctrl-C / SIGTERM / exit end the runs KILLED;
+- :mod:`.hook`: the Kedro hook, a thin adapter (registered in ``settings.py``).
+
+This package is the only place that knows about MLflow, and MLflow is
+imported only once a tracked pipeline starts; nodes stay pure.
+"""
+
+from activation_compare.tracking.hook import CATALOG_ENTRY, MlflowTrackingHook, TrackedPipeline
+from activation_compare.tracking.settings import TrackingSettings, resolve_tracking_uri
+
+__all__ = ["CATALOG_ENTRY", "MlflowTrackingHook", "TrackedPipeline", "TrackingSettings", "resolve_tracking_uri"]

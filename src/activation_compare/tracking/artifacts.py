@@ -1,0 +1,187 @@
+"""What a run stores besides metrics: the model (Keras flavour), figures, history, report, comparison.
+
+Every function here raises :class:`ArtifactError` naming the file and the
+artifact store when the store refuses it (a full disk, a read-only folder, a
+server error): a run whose model, figures or report are missing must not look
+complete (the hook ends it FAILED and tags it ``activation_compare.artifacts``
+= ``failed``).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from activation_compare.identity import ComparisonOutput, Role
+from activation_compare.tracking.runs import RunRef, log_metrics, log_params, version
+from activation_compare.tracking.store import Store
+
+MODEL_ARTIFACT_NAME = "model"
+_EXAMPLE_IMAGES = 2
+# The file each per-model figure is stored as, by its catalog role.
+FIGURE_FILES = {
+    Role.ACCURACY_CURVES: "figures/accuracy_curves.png",
+    Role.CONFUSION_MATRIX: "figures/confusion_matrix.png",
+}
+COMPARISON_FILES = {
+    ComparisonOutput.TABLE: "comparison.csv",
+    ComparisonOutput.MARKDOWN: "comparison.md",
+    ComparisonOutput.CURVES: "accuracy_curves.png",
+    ComparisonOutput.SUMMARY: "comparison_summary.json",
+}
+_REPORT_METRICS = (
+    "test_accuracy",
+    "final_train_accuracy",
+    "final_val_accuracy",
+    "best_val_accuracy",
+    "best_epoch",
+    "train_test_gap",
+    "mean_epoch_time_s",
+)
+
+
+class ArtifactError(RuntimeError):
+    """A file could not be stored in the run's artifact store."""
+
+    def __init__(self, path: str, store: str, error: BaseException) -> None:
+        super().__init__(
+            f"could not store {path} in the artifact store {store}: {type(error).__name__}: {error}"
+        )
+        self.path = path
+        self.store = store
+
+
+def _stored(store: Store, run_id: str, path: str, action: Callable[[], Any]) -> None:
+    try:
+        action()
+    except Exception as exc:
+        try:
+            where = store.client.get_run(run_id).info.artifact_uri
+        except Exception:  # noqa: BLE001 - the store's URI will do
+            where = store.uri
+        raise ArtifactError(path, where, exc) from exc
+
+
+def log_text(store: Store, run_id: str, text: str, path: str) -> None:
+    _stored(store, run_id, path, lambda: store.client.log_text(run_id, text, path))
+
+
+def log_figure(store: Store, run_id: str, figure: Any, path: str) -> None:
+    _stored(store, run_id, path, lambda: store.client.log_figure(run_id, figure, path))
+
+
+def log_dict(store: Store, run_id: str, value: Mapping[str, Any], path: str) -> None:
+    _stored(store, run_id, path, lambda: store.client.log_dict(run_id, dict(value), path))
+
+
+def log_history(store: Store, run_id: str, history: Any) -> None:
+    log_text(store, run_id, history.to_csv(index=False), "history.csv")
+
+
+def log_model(store: Store, run: RunRef, model: Any, examples: Any, final_step: int) -> None:
+    """The trained model as an MLflow logged model in the Keras flavour, with signature and example.
+
+    ``mlflow.pyfunc.load_model("runs:/<run id>/model")`` loads it (import
+    ``activation_compare.layers`` first: RReLU is a custom layer).
+    """
+    import mlflow
+    import numpy as np
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+    from mlflow.models import Model, infer_signature
+
+    log_params(store, run, {"model.parameter_count": int(model.count_params())})
+    example = np.asarray(examples[:_EXAMPLE_IMAGES], dtype=np.float32)
+    signature = infer_signature(example, model.predict(example, verbose=0))
+    logged = store.client.create_logged_model(
+        store.experiment_id, name=MODEL_ARTIFACT_NAME, source_run_id=run.run_id, model_type="keras"
+    )
+    try:
+        store.client.log_outputs(run.run_id, [LoggedModelOutput(logged.model_id, step=final_step)])
+        requirements = [
+            f"{package}=={found}" for package in ("tensorflow", "keras") if (found := version(package))
+        ]
+        with tempfile.TemporaryDirectory() as tmp:
+            # mlflow.keras.save_model writes the input example before it creates
+            # the model folder (mlflow/mlflow#16183), so the folder must exist.
+            local = Path(tmp, MODEL_ARTIFACT_NAME)
+            local.mkdir()
+            mlflow.keras.save_model(
+                model,
+                str(local),
+                mlflow_model=Model(
+                    artifact_path=logged.artifact_location,
+                    run_id=run.run_id,
+                    model_uuid=logged.model_id,
+                    model_id=logged.model_id,
+                ),
+                signature=signature,
+                input_example=example,
+                # Explicit: inferring them would load the model in a subprocess.
+                pip_requirements=requirements,
+            )
+            try:
+                store.client.log_model_artifacts(logged.model_id, str(local))
+            except Exception as exc:
+                raise ArtifactError(f"the model ({MODEL_ARTIFACT_NAME}/)", logged.artifact_location, exc) from exc
+        store.client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+    except BaseException:
+        try:
+            store.client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+        finally:
+            raise
+
+
+def log_report(store: Store, run: RunRef, report: Mapping[str, Any]) -> None:
+    """A model's evaluation: its metrics (``test_accuracy``, per class …) and ``report.json``."""
+    metrics = {key: report[key] for key in _REPORT_METRICS if isinstance(report.get(key), (int, float))}
+    for name, value in (report.get("per_class_accuracy") or {}).items():
+        if isinstance(value, (int, float)):
+            metrics[f"test_accuracy_{name}"] = value
+    # A continued run may have its report already (killed after evaluating).
+    existing = set(store.client.get_run(run.run_id).data.metrics)
+    log_metrics(store, run.run_id, {k: v for k, v in metrics.items() if k not in existing})
+    if isinstance(report.get("parameter_count"), int):
+        log_params(store, run, {"model.parameter_count": report["parameter_count"]})
+    log_dict(store, run.run_id, report, "report.json")
+
+
+def log_comparison(store: Store, run: RunRef, outputs: Mapping[str, Any]) -> None:
+    """The comparison node's outputs (by their catalog names) on the parent run."""
+    for name, value in outputs.items():
+        try:
+            output = ComparisonOutput(name)
+        except ValueError:
+            continue
+        path = COMPARISON_FILES[output]
+        if output is ComparisonOutput.TABLE:
+            log_text(store, run.run_id, value.to_csv(index=False), path)
+        elif output is ComparisonOutput.MARKDOWN:
+            log_text(store, run.run_id, str(value), path)
+        elif output is ComparisonOutput.CURVES:
+            log_figure(store, run.run_id, value, path)
+        else:
+            log_dict(store, run.run_id, value, path)
+            log_metrics(store, run.run_id, summary_metrics(value))
+
+
+def summary_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
+    """The comparison summary as parent-run metrics: per activation, and each difference."""
+    metrics: dict[str, Any] = {}
+    for name, row in (summary.get("per_activation") or {}).items():
+        metrics[f"test_accuracy_{name}"] = row.get("test_accuracy_mean")
+        metrics[f"test_accuracy_std_{name}"] = row.get("test_accuracy_std")
+        metrics[f"train_test_gap_{name}"] = row.get("train_test_gap_mean")
+        metrics[f"mean_epoch_time_s_{name}"] = row.get("mean_epoch_time_s")
+    for name, diff in (summary.get("comparisons") or {}).items():
+        key = f"test_accuracy_diff_{name}_vs_{diff.get('baseline', summary.get('baseline'))}"
+        metrics[key] = diff.get("mean")
+        for part in ("ci_low", "ci_high", "p_value"):
+            metrics[f"{key}_{part}"] = diff.get(part)
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    }

@@ -1,0 +1,416 @@
+"""The Kedro hook: a thin adapter from Kedro's hook calls to the tracking modules.
+
+Process independence: the driver (``before_pipeline_run``) opens the parent
+run, tagged ``kedro.run_id`` = Kedro's run id, and puts the tracking settings
+in the catalog (:data:`CATALOG_ENTRY`, a :class:`TrackedPipeline`): the
+catalog is what every runner hands the process that runs a node. A node hook,
+in whichever process or thread runs the node, reads the settings and the
+run's parameters from its catalog, finds the model of the node in the
+:class:`~activation_compare.identity.ComparePlan`, and finds the parent and the
+model's run in MLflow by their tags. Per process, the hook caches what it
+found, keyed by Kedro's run id and checked against the process id (a forked
+worker starts over).
+
+Tracking never stops a training: a failed MLflow call during the run is a
+warning. But a store that cannot be reached at the start stops the run at
+once (:func:`~activation_compare.tracking.store.check_reachable`), and a run
+whose model, figures or report could not be stored ends FAILED with the tag
+``activation_compare.artifacts`` = ``failed``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kedro.framework.hooks import hook_impl
+
+from activation_compare import training_events
+from activation_compare.identity import COMPARE_NODE, TRAIN_SET, ComparePlan, ModelKey, Role, Step
+from activation_compare.tracking.settings import CONFIG_KEY, TrackingSettings
+from activation_compare.tracking.signals import InterruptGuard
+
+if TYPE_CHECKING:
+    from kedro.pipeline import Node, Pipeline
+
+    from activation_compare.tracking.runs import RunRef
+    from activation_compare.tracking.store import Store
+
+logger = logging.getLogger(__name__)
+
+CATALOG_ENTRY = "mlflow_tracking"
+TAG_ARTIFACTS = "activation_compare.artifacts"
+
+
+@dataclass(frozen=True)
+class TrackedPipeline:
+    """What a node hook in any process needs besides its catalog's parameters and MLflow."""
+
+    settings: TrackingSettings
+    # Per model, the node after which nothing more is logged to its run (it ends FINISHED).
+    final_nodes: frozenset[str] = frozenset()
+
+
+@dataclass
+class _Context:
+    """One process's view of one tracked Kedro run (found in the catalog and MLflow)."""
+
+    store: Store
+    parent: RunRef
+    plan: ComparePlan
+    parameters: dict[str, Any]
+    tracked: TrackedPipeline
+    pid: int = field(default_factory=os.getpid)
+
+
+@dataclass
+class _Training:
+    """The listeners of one training node, in its thread, and the run they settled."""
+
+    thread: int
+    listeners: list[Any]
+    run: RunRef | None = None
+    # False once the pipeline has ended: listeners left behind by an interrupted
+    # node (no after_node_run) must not log into a run continued later.
+    active: bool = True
+
+
+class MlflowTrackingHook:
+    """Track every ``kedro run`` that trains or compares models in MLflow.
+
+    Register an instance in ``settings.HOOKS``. It does nothing for pipelines
+    that neither train nor compare models, or with ``enabled: false``.
+    """
+
+    def __init__(self) -> None:
+        self._context: Any = None
+        self._lock = threading.RLock()
+        self._contexts: dict[str, _Context] = {}  # per Kedro run id
+        self._guards: dict[str, InterruptGuard] = {}  # per Kedro run id, the driver's
+        self._trainings: dict[tuple[str, str], _Training] = {}  # per (run id, node)
+        self._atexit = False
+
+    # -- pipeline hooks (the driver) -------------------------------------------------------
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        self._context = context
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any) -> None:
+        from activation_compare.tracking import runs
+        from activation_compare.tracking.store import TrackingUnavailableError, check_reachable, open_store
+
+        self.abandon("KILLED")  # runs an interrupted earlier pipeline left open in this process
+        run_id = str(run_params.get("run_id") or "")
+        project_path = Path(run_params.get("project_path") or getattr(self._context, "project_path", "."))
+        settings = self._settings(project_path)
+        if not settings.enabled:
+            logger.info("MLflow tracking is disabled (conf/<env>/%s.yml: enabled: false)", CONFIG_KEY)
+            return
+        parameters, plan = _parameters(catalog)
+        keys = list(dict.fromkeys(found[0] for n in pipeline.nodes if (found := plan.node(n.name))))
+        if not keys and not any(n.name == COMPARE_NODE for n in pipeline.nodes):
+            return
+        check_reachable(settings)
+        try:
+            store = open_store(settings)
+            pipeline_name = _pipeline_name(run_params, pipeline)
+            name = pipeline_name if len(keys) != 1 else keys[0].run_name
+            tags = {**runs.pipeline_tags(run_params, pipeline_name, project_path), **runs.process_tags()}
+            params = runs.shared_params(parameters)
+            if len(keys) == 1:  # one model: one run, no parent and child
+                tags.update(keys[0].run_tags())
+                params.update(runs.model_params(parameters, keys[0]))
+            parent = runs.create_run(store, name, tags, params)
+        except TrackingUnavailableError:
+            raise
+        except Exception as exc:
+            from activation_compare.tracking.store import unavailable_message
+
+            raise TrackingUnavailableError(unavailable_message(settings, f"{type(exc).__name__}: {exc}")) from exc
+        last = {plan.node(n.name)[0]: n.name for n in pipeline.nodes if plan.node(n.name)}
+        catalog[CATALOG_ENTRY] = TrackedPipeline(settings, frozenset(last.values()))
+        guard = InterruptGuard(lambda: runs.end_open_runs(store, run_id, "KILLED"))
+        guard.install()
+        with self._lock:
+            self._guards[run_id] = guard
+            self._contexts[run_id] = _Context(store, parent, plan, parameters, catalog.load(CATALOG_ENTRY))
+        if not self._atexit:
+            atexit.register(self.abandon, "KILLED")
+            self._atexit = True
+        logger.info(
+            "MLflow: run %s (%s) with %d model run(s) in experiment '%s' at %s",
+            name, parent.run_id, len(keys), settings.experiment_name, settings.tracking_uri,
+        )
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        self._finish(str(run_params.get("run_id") or ""), "FINISHED")
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception, run_params: dict[str, Any]) -> None:
+        self._finish(str(run_params.get("run_id") or ""), "FAILED", error)
+
+    # -- node hooks (any process) ------------------------------------------------------------
+
+    @hook_impl
+    def before_node_run(self, node: Node, catalog: Any, inputs: dict[str, Any], run_id: str) -> None:
+        context = self._context_of(catalog, run_id)
+        if context is None:
+            return
+        try:
+            self._log_data(context, context.parent, inputs, parent=True)
+            found = context.plan.node(node.name)
+            if found is not None and found[1] is Step.TRAIN:
+                self._follow_training(context, run_id, node.name, found[0], inputs)
+        except Exception as exc:  # noqa: BLE001 - tracking never stops the pipeline
+            logger.warning("MLflow: tracking failed before node %s: %s", node.name, exc)
+
+    @hook_impl
+    def after_node_run(
+        self, node: Node, catalog: Any, inputs: dict[str, Any], outputs: dict[str, Any], run_id: str
+    ) -> None:
+        from activation_compare.tracking import artifacts, runs
+
+        context = self._context_of(catalog, run_id)
+        if context is None:
+            return
+        found = context.plan.node(node.name)
+        run = None
+        try:
+            training = self._stop_training(run_id, node.name)
+            if node.name == COMPARE_NODE:
+                artifacts.log_comparison(context.store, context.parent, outputs)
+            if found is None or found[1] is Step.BUILD:
+                return  # a model's run starts with its training
+            key, step = found
+            run = (training.run if training else None) or runs.model_run(
+                context.store, context.parent, key, context.parameters
+            )
+            self._log_data(context, run, inputs)
+            if step is Step.TRAIN:
+                self._log_training(context, run, key, inputs, outputs)
+            for name, value in outputs.items():
+                role = (context.plan.dataset(name) or (None, None))[1]
+                if role is Role.REPORT:
+                    artifacts.log_report(context.store, run, value)
+                elif role in artifacts.FIGURE_FILES:
+                    artifacts.log_figure(context.store, run.run_id, value, artifacts.FIGURE_FILES[role])
+            if node.name in context.tracked.final_nodes:
+                runs.end_run(context.store, run.run_id, "FINISHED")
+        except artifacts.ArtifactError as exc:
+            self._artifacts_failed(context, run or context.parent, node.name, exc)
+        except Exception as exc:  # noqa: BLE001 - tracking never stops the pipeline
+            logger.warning("MLflow: could not log the outputs of %s: %s", node.name, exc)
+
+    @hook_impl
+    def on_node_error(self, error: Exception, node: Node, catalog: Any, run_id: str) -> None:
+        from activation_compare.tracking import runs
+
+        context = self._context_of(catalog, run_id)
+        if context is None:
+            return
+        training = self._stop_training(run_id, node.name)
+        found = context.plan.node(node.name)
+        try:
+            if found is not None and found[1] is not Step.BUILD:
+                key, _ = found
+                run = (training.run if training else None) or runs.model_run(
+                    context.store, context.parent, key, context.parameters
+                )
+                runs.end_run(context.store, run.run_id, "FAILED", error, node.name)
+            tags = context.store.client.get_run(context.parent.run_id).data.tags
+            if runs.TAG_FAILED_NODE not in tags:  # the first failure is the one to look at
+                runs.set_tags(context.store, context.parent.run_id, {runs.TAG_FAILED_NODE: node.name})
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("MLflow: could not record the failure of %s: %s", node.name, exc)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _settings(self, project_path: Path) -> TrackingSettings:
+        from kedro.config import MissingConfigException
+
+        config: Mapping[str, Any] = {}
+        if self._context is not None:
+            try:
+                config = self._context.config_loader[CONFIG_KEY] or {}
+            except (MissingConfigException, KeyError):
+                config = {}
+        return TrackingSettings.from_config(config, project_path)
+
+    def _context_of(self, catalog: Any, run_id: str) -> _Context | None:
+        """This process's view of the tracked run, built from the catalog and MLflow once."""
+        from activation_compare.tracking import runs
+        from activation_compare.tracking.store import open_store
+
+        with self._lock:
+            context = self._contexts.get(run_id)
+            if context is not None and context.pid == os.getpid():
+                return context
+            if catalog is None or CATALOG_ENTRY not in catalog.keys():
+                return None
+            tracked = catalog.load(CATALOG_ENTRY)
+            parameters, plan = _parameters(catalog)
+            store = open_store(tracked.settings, create=False)
+            parent = runs.find_parent(store, run_id)
+            if parent is None:
+                logger.warning("MLflow: no run tagged kedro.run_id=%s in %s; not tracking here", run_id, store.uri)
+                return None
+            context = _Context(store, parent, plan, parameters, tracked)
+            self._contexts[run_id] = context
+            return context
+
+    def _log_data(self, context: _Context, run: RunRef, inputs: Mapping[str, Any], parent: bool = False) -> None:
+        from activation_compare.tracking import runs
+
+        info = runs.data_params(inputs)
+        if not info:
+            return
+        runs.log_params(context.store, run, info)
+        if parent:
+            with self._lock:  # the parent's params as this process knows them: each is sent once
+                values = {k: runs.param_value(v) for k, v in info.items()}
+                context.parent = replace(context.parent, params={**context.parent.params, **values})
+
+    def _follow_training(
+        self, context: _Context, run_id: str, node_name: str, key: ModelKey, inputs: Mapping[str, Any]
+    ) -> None:
+        """Subscribe, in the training node's thread, to its start and epoch events."""
+        from activation_compare.tracking import resume, runs
+
+        data = runs.data_params(inputs)
+        training = _Training(threading.get_ident(), [])
+
+        def on_start(event: training_events.TrainingStart) -> None:
+            if not training.active:
+                return
+            try:
+                training.run = resume.settle_training_run(
+                    context.store, context.parent, key, event, context.parameters, data
+                )
+            except Exception as exc:  # noqa: BLE001 - tracking never stops training
+                logger.warning("MLflow: could not set up the run of %s: %s", key.run_name, exc)
+
+        def on_epoch_end(event: training_events.EpochEnd) -> None:
+            if not training.active:
+                return
+            try:
+                if training.run is None:
+                    training.run = runs.model_run(context.store, context.parent, key, context.parameters)
+                runs.log_metrics(context.store, training.run.run_id, event.metrics, step=int(event.epoch))
+            except Exception as exc:  # noqa: BLE001 - tracking never stops training
+                logger.warning("MLflow: could not log epoch %s of %s: %s", event.epoch, key.run_name, exc)
+
+        training.listeners = [
+            training_events.subscribe(on_start, training_events.TrainingStart),
+            training_events.subscribe(on_epoch_end, training_events.EpochEnd),
+        ]
+        with self._lock:
+            self._trainings[(run_id, node_name)] = training
+
+    def _stop_training(self, run_id: str, node_name: str) -> _Training | None:
+        """Unsubscribe a training node's listeners (from its own thread, where they were subscribed)."""
+        with self._lock:
+            training = self._trainings.get((run_id, node_name))
+            if training is None or training.thread != threading.get_ident():
+                return None
+            del self._trainings[(run_id, node_name)]
+        for listener in training.listeners:
+            training_events.unsubscribe(listener)
+        return training
+
+    def _log_training(
+        self, context: _Context, run: RunRef, key: ModelKey, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
+    ) -> None:
+        from activation_compare.tracking import artifacts, resume
+
+        history = outputs.get(key.dataset(Role.HISTORY))
+        if history is not None:
+            resume.complete_epochs(context.store, run.run_id, history)
+            artifacts.log_history(context.store, run.run_id, history)
+        model = outputs.get(key.dataset(Role.MODEL))
+        examples = getattr(inputs.get(TRAIN_SET), "images", None)
+        if model is not None and context.tracked.settings.log_models and examples is not None and len(examples):
+            artifacts.log_model(context.store, run, model, examples, len(history) if history is not None else 0)
+
+    def _artifacts_failed(self, context: _Context, run: RunRef, node_name: str, error: Exception) -> None:
+        """A run whose artifacts are incomplete must not look complete: FAILED, tagged, logged."""
+        from activation_compare.tracking import runs
+
+        logger.error("MLflow: run %s (%s): %s", run.name, run.run_id, error)
+        try:
+            runs.set_tags(context.store, run.run_id, {TAG_ARTIFACTS: "failed"})
+            if run.run_id != context.parent.run_id:
+                runs.set_tags(context.store, context.parent.run_id, {TAG_ARTIFACTS: "failed"})
+            runs.end_run(context.store, run.run_id, "FAILED", error, node_name)
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("MLflow: could not mark run %s as failed: %s", run.run_id, exc)
+
+    def _finish(self, run_id: str, status: str, error: BaseException | None = None) -> None:
+        from activation_compare.tracking import runs
+
+        with self._lock:
+            guard = self._guards.pop(run_id, None)
+            context = self._contexts.pop(run_id, None)
+            left = [node for (run, node) in self._trainings if run == run_id]
+        for node in left:
+            training = self._trainings.get((run_id, node))
+            if training is not None:
+                training.active = False
+            self._stop_training(run_id, node)
+        if guard is not None:
+            guard.restore()
+        if context is None or context.pid != os.getpid():
+            return
+        try:
+            if error is not None:
+                runs.set_tags(context.store, context.parent.run_id, {runs.TAG_ERROR: f"{type(error).__name__}: {error}"})
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("MLflow: could not tag the failed run: %s", exc)
+        runs.end_open_runs(context.store, run_id, status)
+
+    def abandon(self, status: str) -> None:
+        """End the runs of pipelines that never reached after_pipeline_run/on_pipeline_error."""
+        with self._lock:
+            guards = list(self._guards.items())
+        for run_id, guard in guards:
+            guard.wait()
+            self._finish(run_id, status)
+
+    def wait_for_closers(self, timeout: float = 30.0) -> None:
+        """Wait until runs ended by a Ctrl-C are marked KILLED (for tests and notebooks)."""
+        with self._lock:
+            guards = list(self._guards.values())
+        for guard in guards:
+            guard.wait(timeout)
+
+
+def _parameters(catalog: Any) -> tuple[dict[str, Any], ComparePlan]:
+    """The run's validated parameters (as JSON-like data) and its plan, from the catalog."""
+    from activation_compare.params import validate_parameters
+
+    validated = validate_parameters(catalog.load("parameters"))
+    return validated.model_dump(mode="json"), ComparePlan.from_params(validated)
+
+
+def _pipeline_name(run_params: Mapping[str, Any], pipeline: Pipeline) -> str:
+    """The name(s) the user asked for; ``__default__`` is named after the pipeline it equals."""
+    names = list(run_params.get("pipeline_names") or []) or ["__default__"]
+    if names == ["__default__"]:
+        try:
+            from kedro.framework.project import pipelines
+
+            default = set(pipelines["__default__"].nodes)
+            for name, candidate in pipelines.items():
+                if name != "__default__" and set(candidate.nodes) == default:
+                    return name
+        except Exception:  # noqa: BLE001 - the plain name will do
+            pass
+    return "+".join(names)

@@ -1,0 +1,382 @@
+"""The run tree of one ``kedro run``: a parent run, and one child run per model.
+
+Every run carries the Kedro run (session) id as tag ``kedro.run_id``, and a
+model's run carries the model's tags (:meth:`ModelKey.run_tags`), so any
+process that runs a node (a ThreadRunner thread, a ParallelRunner worker, a
+Dask worker) finds the parent and its model's run by searching the
+experiment: nothing about the tree lives only in one process's memory.
+
+A run that trains a single model is one run: the parent is the model's run.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import math
+import os
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from activation_compare.identity import TAG_MODEL, TEST_SET, TRAIN_SET, VALIDATION_SET, ModelKey
+from activation_compare.tracking.store import Store
+
+logger = logging.getLogger(__name__)
+
+TAG_KEDRO_RUN_ID = "kedro.run_id"  # Kedro's session id
+TAG_KEDRO_ENV = "kedro.env"
+TAG_KEDRO_PIPELINE = "kedro.pipeline"
+TAG_KEDRO_VERSION = "kedro.version"
+TAG_RUNTIME_PARAMS = "kedro.runtime_params"
+TAG_ERROR = "kedro.error"
+TAG_FAILED_NODE = "kedro.failed_node"
+TAG_GIT_COMMIT = "mlflow.source.git.commit"
+TAG_PARENT_RUN_ID = "mlflow.parentRunId"
+TAG_HOST = "kedro.host"
+TAG_PID = "kedro.pid"
+TAG_PID_STARTED = "kedro.pid_started"
+# Tags of the parent that every child copies (what the UI filters and groups by).
+INHERITED_TAGS = (
+    TAG_KEDRO_RUN_ID,
+    TAG_KEDRO_ENV,
+    TAG_KEDRO_PIPELINE,
+    TAG_KEDRO_VERSION,
+    TAG_RUNTIME_PARAMS,
+    TAG_GIT_COMMIT,
+    "mlflow.source.type",
+    "mlflow.source.name",
+    "mlflow.user",
+)
+
+_MAX_TAG_CHARS = 5000
+_METRIC_KEY_DISALLOWED = re.compile(r"[^A-Za-z0-9_\-. /]")
+# The catalog's and every model's parameters that describe the whole comparison.
+_COMPARISON_PARAMS = ("compare.activations", "compare.baseline", "compare.confidence_level", "training.seeds")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def metric_key(name: str) -> str:
+    """A metric key MLflow accepts (class names of an image folder may hold anything)."""
+    return _METRIC_KEY_DISALLOWED.sub("_", str(name))
+
+
+def truncate(text: str, limit: int = _MAX_TAG_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def git_commit(project_path: Path) -> str | None:
+    """The commit checked out in the project's git repository; None outside one."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=project_path,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = result.stdout.strip()
+    return commit if result.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", commit) else None
+
+
+def process_tags() -> dict[str, str]:
+    """Which process owns a run, so a later run can tell a dead owner from a live one."""
+    tags = {TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid())}
+    try:
+        import psutil
+
+        tags[TAG_PID_STARTED] = f"{psutil.Process().create_time():.0f}"
+    except Exception:  # noqa: BLE001 - the pid alone will do
+        pass
+    return tags
+
+
+def pipeline_tags(run_params: Mapping[str, Any], pipeline_name: str, project_path: Path) -> dict[str, str]:
+    """The parent's tags: Kedro run id, environment, pipeline, versions, commit, user."""
+    tags = {
+        TAG_KEDRO_RUN_ID: str(run_params.get("run_id") or ""),
+        TAG_KEDRO_ENV: str(run_params.get("env") or ""),
+        TAG_KEDRO_PIPELINE: pipeline_name,
+        TAG_KEDRO_VERSION: str(run_params.get("kedro_version") or version("kedro") or ""),
+        "mlflow.source.type": "LOCAL",
+        "mlflow.source.name": f"kedro run --pipeline={pipeline_name}",
+    }
+    try:
+        tags["mlflow.user"] = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name is fine
+        pass
+    commit = git_commit(project_path)
+    if commit:
+        tags[TAG_GIT_COMMIT] = commit
+    runtime = run_params.get("runtime_params")
+    if runtime:
+        tags[TAG_RUNTIME_PARAMS] = truncate(json.dumps(runtime, default=str, sort_keys=True))
+    return {k: v for k, v in tags.items() if v != ""}
+
+
+# --- parameters ---------------------------------------------------------------
+
+
+def shared_params(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's parameters as MLflow params (``parameters``: the validated schema, as JSON)."""
+    data, training = parameters.get("data") or {}, parameters.get("training") or {}
+    optimizer = training.get("optimizer") or {}
+    compare, model = parameters.get("compare") or {}, parameters.get("model") or {}
+    validation_split = data.get("validation_split", 0.0) or 0.0
+    params = {
+        "compare.activations": compare.get("activations"),
+        "compare.baseline": compare.get("baseline"),
+        "compare.confidence_level": compare.get("confidence_level"),
+        "training.seeds": training.get("seeds"),
+        "training.epochs": training.get("epochs"),
+        "training.batch_size": training.get("batch_size"),
+        "training.optimizer": optimizer.get("name"),
+        "training.learning_rate": optimizer.get("learning_rate"),
+        "model.architecture": model.get("architecture"),
+        "data.source": data.get("source"),
+        "data.path": data.get("path"),
+        "data.limit_train": data.get("limit_train"),
+        "data.limit_test": data.get("limit_test"),
+        "data.validation_split": validation_split,
+        "data.validation_mode": "test_set" if float(validation_split) == 0 else "holdout",
+        "data.split_seed": data.get("split_seed"),
+        "tensorflow_version": version("tensorflow"),
+        "keras_version": version("keras"),
+        "mlflow_version": version("mlflow"),
+    }
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def model_params(parameters: Mapping[str, Any], key: ModelKey) -> dict[str, Any]:
+    """One model's params: its activation and settings, and the run's training and data params."""
+    spec = (parameters.get("activations") or {}).get(key.activation) or {}
+    params: dict[str, Any] = {"activation": key.activation, "seed": key.seed}
+    if key.trial is not None:
+        params["trial"] = key.trial
+    params.update({f"activation.{name}": value for name, value in spec.items()})
+    shared = shared_params(parameters)
+    params.update({k: v for k, v in shared.items() if k not in _COMPARISON_PARAMS})
+    return params
+
+
+def data_params(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Split sizes from the inputs a node gets; the source's description from the loaded images."""
+    info: dict[str, Any] = {
+        f"data.{split}_size": len(inputs[name])
+        for name, split in ((TRAIN_SET, "train"), (VALIDATION_SET, "validation"), (TEST_SET, "test"))
+        if name in inputs and hasattr(inputs[name], "__len__")
+    }
+    for value in inputs.values():
+        description = getattr(value, "description", None)
+        if isinstance(description, str) and hasattr(value, "class_names"):
+            info["data.description"] = truncate(description, 500)
+            info["data.classes"] = len(value.class_names)
+    return info
+
+
+def param_value(value: Any) -> str:
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+# --- runs ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """An MLflow run as this package needs it: id, name, tags, params."""
+
+    run_id: str
+    name: str
+    tags: Mapping[str, str]
+    params: Mapping[str, str]
+    status: str = "RUNNING"
+    start_time: int = 0
+
+    @classmethod
+    def of(cls, run: Any) -> RunRef:
+        return cls(
+            run.info.run_id,
+            run.info.run_name or "",
+            dict(run.data.tags),
+            dict(run.data.params),
+            run.info.status,
+            run.info.start_time or 0,
+        )
+
+    @property
+    def model(self) -> str | None:
+        """The model's name when this run is a model's run (a child, or a single-model run)."""
+        return self.tags.get(TAG_MODEL)
+
+    @property
+    def parent_id(self) -> str | None:
+        return self.tags.get(TAG_PARENT_RUN_ID)
+
+
+def search(store: Store, tags: Mapping[str, str]) -> list[RunRef]:
+    """The experiment's active runs that have every one of ``tags``, oldest first.
+
+    Ties are broken by run id, so every process sees the same order (see :func:`create_child`).
+    """
+    from mlflow.entities import ViewType
+
+    clauses = [f"tags.`{name}` = '{value}'" for name, value in tags.items()]
+    runs = store.client.search_runs(
+        [store.experiment_id],
+        filter_string=" and ".join(clauses),
+        run_view_type=ViewType.ACTIVE_ONLY,
+        max_results=1000,
+    )
+    return sorted((RunRef.of(run) for run in runs), key=lambda r: (r.start_time, r.run_id))
+
+
+def create_run(store: Store, name: str, tags: Mapping[str, str], params: Mapping[str, Any]) -> RunRef:
+    run = store.client.create_run(
+        store.experiment_id, start_time=now_ms(), tags=dict(tags), run_name=name
+    )
+    ref = RunRef(run.info.run_id, name, dict(tags), {})
+    log_params(store, ref, params)
+    return RunRef(ref.run_id, name, dict(tags), {k: param_value(v) for k, v in params.items() if v is not None})
+
+
+def find_parent(store: Store, kedro_run_id: str) -> RunRef | None:
+    """The parent run of a Kedro run (the one of its runs without a parent)."""
+    runs = [r for r in search(store, {TAG_KEDRO_RUN_ID: kedro_run_id}) if r.parent_id is None]
+    return runs[0] if runs else None
+
+
+def find_model_run(store: Store, kedro_run_id: str, key: ModelKey) -> RunRef | None:
+    """The run recording ``key`` in this Kedro run: a child (created or continued), else a single run."""
+    runs = _model_runs(store, kedro_run_id, key)
+    children = [r for r in runs if r.parent_id is not None]
+    return (children or runs or [None])[0]
+
+
+def _model_runs(store: Store, kedro_run_id: str, key: ModelKey) -> list[RunRef]:
+    return search(store, {TAG_KEDRO_RUN_ID: kedro_run_id, TAG_MODEL: key.name})
+
+
+def model_run(store: Store, parent: RunRef, key: ModelKey, parameters: Mapping[str, Any]) -> RunRef:
+    """The model's run in this Kedro run, created under ``parent`` if it has none yet.
+
+    Idempotent across processes: if two processes create it at once, the earlier
+    run is kept and the later one deleted.
+    """
+    kedro_run_id = parent.tags[TAG_KEDRO_RUN_ID]
+    found = find_model_run(store, kedro_run_id, key)
+    if found is not None:
+        return found
+    return create_child(store, parent, key, parameters, {})
+
+
+def create_child(
+    store: Store, parent: RunRef, key: ModelKey, parameters: Mapping[str, Any], tags: Mapping[str, str]
+) -> RunRef:
+    """A new run for ``key`` under ``parent`` (see :func:`model_run` for concurrent creation)."""
+    inherited = {k: parent.tags[k] for k in INHERITED_TAGS if k in parent.tags}
+    all_tags = {**inherited, **process_tags(), **key.run_tags(), TAG_PARENT_RUN_ID: parent.run_id, **tags}
+    run = create_run(store, key.run_name, all_tags, model_params(parameters, key))
+    same = [r for r in _model_runs(store, all_tags[TAG_KEDRO_RUN_ID], key) if r.parent_id]
+    if same and same[0].run_id != run.run_id:
+        store.client.delete_run(run.run_id)
+        return same[0]
+    return run
+
+
+def log_params(store: Store, run: RunRef, params: Mapping[str, Any]) -> None:
+    """Log params the run does not have (MLflow params are write-once).
+
+    A value that differs from the one the run has (a run continued from an
+    earlier ``kedro run``) is recorded as a tag ``kedro.param_changed.<key>``.
+    """
+    from mlflow.entities import Param, RunTag
+
+    values = {k: param_value(v) for k, v in params.items() if v is not None}
+    new = {k: v for k, v in values.items() if k not in run.params}
+    changed = {k: v for k, v in values.items() if k in run.params and run.params[k] != v}
+    if new:
+        store.client.log_batch(run.run_id, params=[Param(k, v) for k, v in new.items()], synchronous=True)
+    if changed:
+        store.client.log_batch(
+            run.run_id,
+            tags=[RunTag(f"kedro.param_changed.{k}", truncate(v)) for k, v in changed.items()],
+            synchronous=True,
+        )
+
+
+def log_metrics(store: Store, run_id: str, metrics: Mapping[str, Any], step: int = 0) -> None:
+    """Log the finite numbers among ``metrics`` at ``step``."""
+    from mlflow.entities import Metric
+
+    timestamp = now_ms()
+    batch = [
+        Metric(metric_key(k), float(v), timestamp, step)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    ]
+    if batch:
+        store.client.log_batch(run_id, metrics=batch, synchronous=True)
+
+
+def set_tags(store: Store, run_id: str, tags: Mapping[str, Any]) -> None:
+    from mlflow.entities import RunTag
+
+    if tags:
+        store.client.log_batch(
+            run_id, tags=[RunTag(k, truncate(str(v))) for k, v in tags.items()], synchronous=True
+        )
+
+
+def end_run(
+    store: Store,
+    run_id: str,
+    status: str,
+    error: BaseException | str | None = None,
+    node: str | None = None,
+    *,
+    only_if_running: bool = True,
+) -> bool:
+    """End a run (FINISHED, FAILED, KILLED), tagging the error; False if it had ended already."""
+    if only_if_running and store.client.get_run(run_id).info.status not in ("RUNNING", "SCHEDULED"):
+        return False
+    if error is not None:
+        text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        tags = {TAG_ERROR: text}
+        if node:
+            tags[TAG_FAILED_NODE] = node
+        set_tags(store, run_id, tags)
+    store.client.set_terminated(run_id, status=status, end_time=now_ms())
+    return True
+
+
+def end_open_runs(store: Store, kedro_run_id: str, status: str) -> None:
+    """End every run of a Kedro run still RUNNING: children first, then the parent."""
+    runs = [r for r in search(store, {TAG_KEDRO_RUN_ID: kedro_run_id}) if r.status in ("RUNNING", "SCHEDULED")]
+    runs.sort(key=lambda r: r.parent_id is None)
+    for run in runs:
+        try:
+            store.client.set_terminated(run.run_id, status=status, end_time=now_ms())
+        except Exception as exc:  # noqa: BLE001 - try every run
+            logger.warning("MLflow: could not end run %s (%s) as %s: %s", run.name, run.run_id, status, exc)

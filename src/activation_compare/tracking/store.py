@@ -1,0 +1,202 @@
+"""The tracking store: a client, the experiment, a bounded check that the store answers.
+
+* **Fail fast.** :func:`check_reachable` asks a tracking server one question
+  before anything else happens, with one deadline for the whole check
+  (``connect_timeout_s``, 20 s by default): a closed port, an unknown host or a
+  server that accepts connections and never answers stops the run at its
+  start with a message that names the URI and what to do, instead of MLflow's
+  own retries (minutes per call).
+* **SQLite stores shared by processes.** MLflow creates and migrates a new
+  store's schema without a lock, and two processes doing it at once fail
+  ("table ... already exists"), so the first use of a store is serialised by
+  an exclusive lock file next to the database; and every call is retried while
+  SQLite answers "database is locked" (a failed SQLite transaction is rolled
+  back, so a retry never applies a call twice).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+from activation_compare.tracking.settings import (
+    CONFIG_KEY,
+    CONNECT_TIMEOUT_ENV,
+    TrackingSettings,
+    configure_mlflow,
+    sqlite_path,
+)
+
+logger = logging.getLogger(__name__)
+
+_LOCKED_RETRIES = 8
+
+
+class TrackingUnavailableError(RuntimeError):
+    """The tracking store cannot be used; the message says which and what to do."""
+
+
+def unavailable_message(settings: TrackingSettings, problem: str) -> str:
+    return (
+        f"MLflow tracking could not start at {settings.tracking_uri!r} "
+        f"(experiment {settings.experiment_name!r}): {problem}. Start the tracking server or "
+        f"fix MLFLOW_TRACKING_URI / tracking_uri in conf/<env>/{CONFIG_KEY}.yml, or set "
+        f"'enabled: false' there to run without tracking. Nothing was run."
+    )
+
+
+def check_reachable(settings: TrackingSettings) -> None:
+    """Raise :class:`TrackingUnavailableError` unless an HTTP tracking server answers in time.
+
+    One GET of MLflow's REST API; any HTTP answer (even an error status, which
+    MLflow reports better itself) proves the server is there. Refused
+    connections are retried until the deadline (a server that is starting).
+    Other stores (SQLite, a database, Databricks) are opened by MLflow itself.
+    """
+    uri = settings.tracking_uri
+    if urlparse(uri).scheme not in ("http", "https"):
+        return
+    url = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1"
+    timeout = settings.connect_timeout_s
+    deadline = time.monotonic() + timeout
+    problem = "no answer"
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            with urllib.request.urlopen(url, timeout=left):  # noqa: S310 - the user's tracking URI
+                return
+        except urllib.error.HTTPError:
+            return  # the server answered
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, (TimeoutError, socket.timeout)) or "timed out" in str(reason):
+                problem = "the server accepted the connection but did not answer"
+                break
+            problem = f"{type(reason).__name__}: {reason}" if isinstance(reason, BaseException) else str(reason)
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+    raise TrackingUnavailableError(
+        unavailable_message(
+            settings,
+            f"{problem} within {timeout:g} s (connect_timeout_s in conf/<env>/{CONFIG_KEY}.yml "
+            f"or {CONNECT_TIMEOUT_ENV})",
+        )
+    )
+
+
+def _is_locked_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
+class RetryingClient:
+    """An ``MlflowClient`` whose calls are retried while SQLite says "database is locked".
+
+    MLflow's SQLite sessions already wait up to 20 s (``PRAGMA busy_timeout``);
+    under heavy contention (several runs logging at once on a loaded machine)
+    that can still run out.
+    """
+
+    def __init__(self, client: Any, attempts: int = _LOCKED_RETRIES) -> None:
+        self._client = client
+        self._attempts = attempts
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        @functools.wraps(attribute)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            delay = 0.5
+            for attempt in range(1, self._attempts + 1):
+                try:
+                    return attribute(*args, **kwargs)
+                except Exception as exc:
+                    if attempt == self._attempts or not _is_locked_error(exc):
+                        raise
+                    logger.debug("MLflow: %s: database is locked, retry %d in %.1fs", name, attempt, delay)
+                    time.sleep(delay)
+                    delay = min(delay * 2, 8.0)
+            raise AssertionError("unreachable")
+
+        return call
+
+
+@contextlib.contextmanager
+def store_setup_lock(uri: str) -> Iterator[None]:
+    """Serialise the first use of a SQLite store between processes (a lock file beside it)."""
+    path = sqlite_path(uri)
+    if path is None or fcntl is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # mlflow.db-setup-lock: .gitignore's "/mlflow.db-*" (SQLite's own -journal files) covers it.
+    fd = os.open(path.with_name(f"{path.name}-setup-lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@dataclass(frozen=True)
+class Store:
+    """An open tracking store: the client and the experiment the runs go to."""
+
+    settings: TrackingSettings
+    client: Any  # RetryingClient around mlflow.MlflowClient
+    experiment_id: str
+    pid: int  # the process that opened it: a client is not carried across a fork
+
+    @property
+    def uri(self) -> str:
+        return self.settings.tracking_uri
+
+
+def open_store(settings: TrackingSettings, *, create: bool = True) -> Store:
+    """A client for the settings' store, and the experiment (created if ``create``).
+
+    Raises:
+        TrackingUnavailableError: The experiment does not exist and ``create`` is
+            False (a worker looking for a run its driver never made).
+    """
+    configure_mlflow(settings)
+    from mlflow import MlflowClient
+    from mlflow.entities import LifecycleStage
+    from mlflow.exceptions import MlflowException
+
+    with store_setup_lock(settings.tracking_uri):
+        client = RetryingClient(MlflowClient(tracking_uri=settings.tracking_uri))
+        name = settings.experiment_name
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            if not create:
+                raise TrackingUnavailableError(unavailable_message(settings, f"no experiment {name!r}"))
+            try:
+                experiment_id = client.create_experiment(name, artifact_location=settings.artifact_location)
+                return Store(settings, client, experiment_id, os.getpid())
+            except MlflowException:
+                # Another process created it meanwhile.
+                experiment = client.get_experiment_by_name(name)
+                if experiment is None:
+                    raise
+        if experiment.lifecycle_stage == LifecycleStage.DELETED:
+            client.restore_experiment(experiment.experiment_id)
+    return Store(settings, client, experiment.experiment_id, os.getpid())

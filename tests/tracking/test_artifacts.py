@@ -1,0 +1,61 @@
+"""A run whose artifacts could not be stored does not look complete: FAILED, tagged, named in the log."""
+
+from __future__ import annotations
+
+import logging
+
+from kedro.runner import SequentialRunner
+from mlflow import MlflowClient
+
+from activation_compare.identity import ComparePlan
+from activation_compare.tracking import MlflowTrackingHook
+from activation_compare.tracking.artifacts import summary_metrics
+
+
+def test_an_unwritable_artifact_store_fails_the_model_runs(tmp_path, tracking, monkeypatch, caplog):
+    """The artifact folder cannot be created (a file is in the way: works for root too)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    blocker = tmp_path / "blocked"
+    blocker.write_text("a file where the artifact folder should be")
+    client = MlflowClient(uri)
+    client.create_experiment("blocked", artifact_location=(blocker / "artifacts").as_uri())
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "blocked")
+
+    plan = ComparePlan.of(["relu", "rrelu"], [0])
+    with caplog.at_level(logging.ERROR, logger="activation_compare.tracking"):
+        tracking.run_fake(tracking.fake_pipeline(plan), MlflowTrackingHook(), SequentialRunner(), tmp_path,
+                          "blocked-1", tracking.fake_parameters())
+
+    runs = {r.info.run_name: r for r in tracking.runs_by_session(client, "blocked-1", experiment="blocked")}
+    assert set(runs) == {"fake", "relu-seed0", "rrelu-seed0"}
+    for name in ("relu-seed0", "rrelu-seed0"):
+        run = runs[name]
+        assert run.info.status == "FAILED"
+        assert run.data.tags["activation_compare.artifacts"] == "failed"
+        error = run.data.tags["kedro.error"]
+        assert error.startswith("ArtifactError: could not store history.csv in the artifact store ")
+        assert run.info.artifact_uri in error
+        assert run.data.tags["kedro.failed_node"].endswith("train_model_seed0_node")
+        # The metrics still reached the tracking store.
+        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss")) == [1, 2, 3]
+    parent = runs["fake"]
+    assert parent.data.tags["activation_compare.artifacts"] == "failed"
+    assert parent.info.status == "FAILED"  # its own comparison.md could not be stored either
+    assert "comparison.md" in parent.data.tags["kedro.error"]
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("could not store history.csv in the artifact store" in m and str(blocker) in m for m in logged)
+
+
+def test_summary_metrics_keep_finite_numbers_only():
+    summary = {
+        "baseline": "relu",
+        "per_activation": {"relu": {"test_accuracy_mean": 0.6, "test_accuracy_std": float("nan")}},
+        "comparisons": {"rrelu": {"mean": -0.01, "ci_low": -0.02, "ci_high": 0.0, "p_value": None}},
+    }
+    assert summary_metrics(summary) == {
+        "test_accuracy_relu": 0.6,
+        "test_accuracy_diff_rrelu_vs_relu": -0.01,
+        "test_accuracy_diff_rrelu_vs_relu_ci_low": -0.02,
+        "test_accuracy_diff_rrelu_vs_relu_ci_high": 0.0,
+    }

@@ -1,0 +1,93 @@
+"""The store: a tracking server that cannot be reached stops the run at its start, in bounded time."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+from kedro.runner import SequentialRunner
+
+from activation_compare import training_events
+from activation_compare.identity import ComparePlan
+from activation_compare.tracking import MlflowTrackingHook, TrackingSettings
+from activation_compare.tracking.store import TrackingUnavailableError, check_reachable, open_store
+
+
+@pytest.fixture
+def silent_server():
+    """A socket that accepts connections and never answers (a hung server)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join(timeout=5)
+    for connection in accepted:
+        connection.close()
+    server.close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed again when the block ends
+
+
+def test_a_closed_port_fails_within_the_timeout_naming_the_uri():
+    uri = f"http://127.0.0.1:{_closed_port()}/"
+    started = time.monotonic()
+    with pytest.raises(TrackingUnavailableError) as raised:
+        check_reachable(TrackingSettings(tracking_uri=uri, connect_timeout_s=2))
+    assert time.monotonic() - started < 4
+    message = str(raised.value)
+    assert repr(uri) in message and "within 2 s" in message
+    assert "connect_timeout_s" in message and "enabled: false" in message and "Nothing was run" in message
+
+
+def test_a_server_that_never_answers_fails_within_the_timeout(silent_server):
+    started = time.monotonic()
+    with pytest.raises(TrackingUnavailableError, match="accepted the connection but did not answer within 2 s"):
+        check_reachable(TrackingSettings(tracking_uri=silent_server, connect_timeout_s=2))
+    assert time.monotonic() - started < 4
+
+
+def test_the_hook_stops_the_run_before_any_node(tmp_path, tracking, silent_server, monkeypatch):
+    """before_pipeline_run raises: no node runs, nothing is written."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", silent_server)
+    monkeypatch.setenv("ACTIVATION_COMPARE_MLFLOW_CONNECT_TIMEOUT", "1")
+    started_trainings = []
+    listener = training_events.subscribe(started_trainings.append, training_events.TrainingStart)
+    plan = ComparePlan.of(["relu"], [0])
+    started = time.monotonic()
+    try:
+        with pytest.raises(TrackingUnavailableError, match=silent_server):
+            tracking.run_fake(tracking.fake_pipeline(plan), MlflowTrackingHook(), SequentialRunner(), tmp_path,
+                              "unreachable", tracking.fake_parameters(["relu"]))
+    finally:
+        training_events.unsubscribe(listener)
+    assert time.monotonic() - started < 3
+    assert not started_trainings
+
+
+def test_local_stores_need_no_server(tmp_path):
+    settings = TrackingSettings(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment_name="x")
+    check_reachable(settings)  # nothing to ask
+    store = open_store(settings)
+    assert store.client.get_experiment(store.experiment_id).name == "x"
+    with pytest.raises(TrackingUnavailableError, match="no experiment 'y'"):
+        open_store(TrackingSettings(tracking_uri=settings.tracking_uri, experiment_name="y"), create=False)
