@@ -580,7 +580,8 @@ def test_a_200000_member_archive_is_refused_in_seconds_and_little_memory(tmp_pat
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["error"] and report["error"].startswith("TooManyImagesError")
     assert "more than data.max_images=100,000" in report["error"]
-    assert report["seconds"] < 15, report
+    # ~3 s on an idle 2-core machine; the bound leaves room for a loaded CI host.
+    assert report["seconds"] < 30, report
     assert report["max_rss_mib"] < 300, report
 
 
