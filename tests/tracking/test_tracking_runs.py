@@ -9,7 +9,6 @@ interrupted run, and a run against a real ``mlflow server``.
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import time
 
@@ -37,17 +36,15 @@ def cli_run(tmp_path_factory, tracking, mlflow_server):
     started = time.monotonic()
     result = tracking.kedro_cli(project, "run", "--env", "smoke", "--pipeline=compare")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    # Snapshot the Kedro-saved models: the rerun below overwrites data/06_models.
-    saved = tmp_path_factory.mktemp("saved-models")
-    for path in (project / "data" / "06_models").glob("*.keras"):
-        shutil.copy2(path, saved / path.name)
     uri = f"sqlite:///{project / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    (run_id,) = {r.data.tags["kedro.run_id"] for r in tracking.runs_of(client)}
     return {
         "project": project,
         "uri": uri,
-        "client": MlflowClient(uri),
+        "client": client,
+        "run_id": run_id,
         "output": result.stdout + result.stderr,
-        "saved_models": saved,
         "seconds": time.monotonic() - started,
     }
 
@@ -87,14 +84,14 @@ def test_compare_run_tree(cli_run, tracking):
 
 
 def test_child_test_accuracy_matches_the_kedro_report(cli_run, tracking):
-    table = pd.read_csv(cli_run["project"] / "data" / "08_reporting" / "comparison.csv")
+    project, run_id = cli_run["project"], cli_run["run_id"]
+    table = pd.read_csv(tracking.saved_output(project, run_id, "08_reporting/comparison.csv"))
     _, children = tracking.split_tree(tracking.runs_of(cli_run["client"]))
     for child in children:
         row = table[table["activation"] == child.data.tags["activation"]].iloc[0]
         assert child.data.metrics["test_accuracy"] == pytest.approx(row["test_accuracy"])
-        history = pd.read_csv(
-            cli_run["project"] / "data" / "07_model_output" / f"{child.info.run_name.replace('-', '_')}_history.csv"
-        )
+        name = child.data.tags["activation_compare.model"]
+        history = pd.read_csv(tracking.saved_output(project, run_id, f"07_model_output/{name}_history.csv"))
         logged = cli_run["client"].get_metric_history(child.info.run_id, "val_accuracy")
         assert [m.value for m in sorted(logged, key=lambda m: m.step)] == pytest.approx(
             history["val_accuracy"].tolist()
@@ -107,7 +104,9 @@ def test_parent_holds_the_comparison(cli_run, tracking):
     files = tracking.artifact_files(client, parent.info.run_id)
     for path in ("comparison.csv", "comparison.md", "accuracy_curves.png", "comparison_summary.json"):
         assert files.get(path, 0) > 0, (path, files)
-    summary = json.loads((cli_run["project"] / "data" / "08_reporting" / "comparison_summary.json").read_text())
+    summary = json.loads(
+        tracking.saved_output(cli_run["project"], cli_run["run_id"], "08_reporting/comparison_summary.json").read_text()
+    )
     accuracy = {c.data.tags["activation"]: c.data.metrics["test_accuracy"] for c in children}
     metrics = parent.data.metrics
     for activation in ACTIVATIONS:
@@ -132,8 +131,9 @@ def test_logged_models_load_with_pyfunc_and_agree_with_kedro(cli_run, tracking):
             assert pyfunc.metadata.signature is not None
             assert pyfunc.metadata.saved_input_example_info is not None
             assert "keras" in pyfunc.metadata.flavors
+            name = child.data.tags["activation_compare.model"]
             saved = keras.saving.load_model(
-                cli_run["saved_models"] / f"{child.info.run_name.replace('-', '_')}.keras"
+                tracking.saved_output(cli_run["project"], cli_run["run_id"], f"06_models/{name}.keras")
             )
             expected = saved.predict(images, verbose=0).argmax(axis=1)
             assert np.array_equal(np.asarray(pyfunc.predict(images)).argmax(axis=1), expected)
@@ -184,22 +184,25 @@ def test_rerun_makes_new_runs_and_keeps_earlier_artifacts(cli_run, tracking, mon
 
 
 def test_failing_node_leaves_failed_runs_and_none_running(tmp_path, tracking, monkeypatch, scratch_store):
-    """A batch size larger than the training set raises in the train node."""
+    """Adam at 1e12 makes the loss non-finite in the first epoch: the train node raises."""
+    from activation_compare.errors import UserError
+
     uri = scratch_store
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     project = tracking.copy_project(tmp_path / "project")
-    with pytest.raises(ValueError, match="batch_size") as raised:
-        tracking.run_session(project, {"training": {"batch_size": 100000}})
+    with pytest.raises(UserError, match="loss") as raised:
+        tracking.run_session(project, {"training": {"optimizer": {"learning_rate": 1e12}}})
 
     client = MlflowClient(uri)
     runs = tracking.runs_of(client, raised.value.session_id)
     parent, children = tracking.split_tree(runs)
     assert {r.info.status for r in runs} == {"FAILED"}
-    assert "batch_size" in parent.data.tags["kedro.error"]
+    error = f"{type(raised.value).__name__}: "
+    assert parent.data.tags["kedro.error"].startswith(error)
     assert parent.data.tags["kedro.failed_node"].endswith("train_model_seed0_node")
-    failed = [c for c in children if "kedro.error" in c.data.tags]
-    assert len(failed) == 1 and "batch_size" in failed[0].data.tags["kedro.error"]
-    assert failed[0].data.params["training.batch_size"] == "100000"  # --params reach the runs
+    failed = [c for c in children if "kedro.error" in c.data.tags and c.data.tags["kedro.error"].startswith(error)]
+    assert failed and failed[0].data.tags["kedro.failed_node"].endswith("train_model_seed0_node")
+    assert failed[0].data.params["training.learning_rate"] == "1000000000000.0"  # --params reach the runs
     assert not [r for r in tracking.runs_of(client, raised.value.session_id) if r.info.status == "RUNNING"]
 
 
@@ -210,8 +213,8 @@ def test_epoch_metrics_are_live_and_ctrl_c_ends_the_runs_killed(
 
     A listener subscribed before the session runs is called before the
     tracking hook's own (subscriptions are per thread, in order), so at the
-    end of epoch 1 it sees what the hook logged at the end of epoch 0 and
-    nothing of epoch 1. It then sends a real SIGINT, as Ctrl-C would.
+    end of epoch 2 it sees what the hook logged at the end of epoch 1 and
+    nothing of epoch 2. It then sends a real SIGINT, as Ctrl-C would.
     """
     uri = scratch_store
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -220,7 +223,7 @@ def test_epoch_metrics_are_live_and_ctrl_c_ends_the_runs_killed(
     seen: dict[str, dict[str, list[int]]] = {}
 
     def probe(event: training_events.EpochEnd) -> None:
-        if event.epoch != 1:
+        if event.epoch != 2:
             return
         for run in tracking.runs_of(client):
             if run.info.status == "RUNNING" and "mlflow.parentRunId" in run.data.tags and run.data.metrics:
@@ -238,8 +241,8 @@ def test_epoch_metrics_are_live_and_ctrl_c_ends_the_runs_killed(
         training_events.unsubscribe(probe)
 
     assert len(seen) == 1, seen  # the model being trained, while it trains
-    (steps_at_epoch_1,) = seen.values()
-    assert steps_at_epoch_1 == {key: [0] for key in tracking.EPOCH_METRICS}
+    (steps_at_epoch_2,) = seen.values()
+    assert steps_at_epoch_2 == {key: [1] for key in tracking.EPOCH_METRICS}
 
     deadline = time.monotonic() + 30
     while True:
@@ -278,7 +281,7 @@ def test_same_tree_against_a_real_mlflow_server(tmp_path, tracking, mlflow_serve
     assert not (project / "mlflow.db").exists() and not (project / "mlartifacts").exists()
 
     images = np.random.default_rng(1).random((16, 32, 32, 3), dtype=np.float32)
-    saved = keras.saving.load_model(project / "data" / "06_models" / "rrelu_seed0.keras")
+    saved = keras.saving.load_model(tracking.saved_output(project, session_id, "06_models/rrelu_seed0.keras"))
     rrelu = next(c for c in children if c.data.tags["activation"] == "rrelu")
     with tracking.global_tracking_uri(uri):
         pyfunc = mlflow.pyfunc.load_model(f"runs:/{rrelu.info.run_id}/model")
