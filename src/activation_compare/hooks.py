@@ -42,6 +42,13 @@ def output_folders(pipeline: Any, catalog: Any) -> list[Path]:
     return folders
 
 
+def _trains_from_source(pipeline: Any) -> bool:
+    """Whether the pipeline reads the image source and trains on what it makes of it."""
+    return "raw_images" in pipeline.datasets() and bool(
+        pipeline.only_nodes_with_inputs("train_set").nodes
+    )
+
+
 class ProjectHooks:
     """Validate the run's parameters once and shape the pipelines; fail early on unwritable outputs.
 
@@ -74,7 +81,7 @@ class ProjectHooks:
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         # tryfirst: before the MLflow hook opens runs for a pipeline that cannot run.
-        if self._parameters is not None and "raw_images" in pipeline.datasets():
+        if self._parameters is not None and _trains_from_source(pipeline):
             # The batch against the source's known size (CIFAR-10's 50,000, a synthetic
             # n_train, a listed folder), as the other parameter errors: before the run.
             check_batch_size(self._parameters, catalog.get("raw_images").train_images())
