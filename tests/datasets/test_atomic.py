@@ -31,3 +31,27 @@ def test_csv_and_text_round_trip(tmp_path):
     text = AtomicTextDataset(filepath=str(tmp_path / "t.md"))
     text.save("# report\n")
     assert text.load() == "# report\n"
+
+
+def test_a_versioned_dataset_loads_its_own_runs_version_not_a_newer_one(tmp_path):
+    """Two runs save the same versioned file; each reads back what it saved itself."""
+    import pickle
+
+    from kedro.io.core import Version
+
+    target = str(tmp_path / "report.json")
+    ours = AtomicJSONDataset(filepath=target, version=Version(None, "2026-01-01T00.00.00.000Z"))
+    newer = AtomicJSONDataset(filepath=target, version=Version(None, "2026-01-01T00.00.01.000Z"))
+    ours.save({"run": "ours"})
+    newer.save({"run": "newer"})  # a concurrent run, a moment later
+    assert ours.load() == {"run": "ours"}
+    # The version travels with the dataset to ParallelRunner's worker processes.
+    assert pickle.loads(pickle.dumps(ours)).load() == {"run": "ours"}
+    # Before this run saved anything (or with no save version), Kedro's latest.
+    unsaved = AtomicJSONDataset(filepath=target, version=Version(None, "2026-01-01T00.00.02.000Z"))
+    assert unsaved.load() == {"run": "newer"}
+    pinned = AtomicJSONDataset(filepath=target, version=Version("2026-01-01T00.00.00.000Z", None))
+    assert pinned.load() == {"run": "ours"}
+    assert sorted(p.name for p in (tmp_path / "report.json").iterdir()) == [
+        "2026-01-01T00.00.00.000Z", "2026-01-01T00.00.01.000Z"
+    ]
