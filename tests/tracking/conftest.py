@@ -239,6 +239,14 @@ def fake_train(untrained, *, key, epochs=3, fail=False, mode="fresh", history=()
     return untrained, pd.DataFrame({"epoch": list(range(1, epochs + 1)), "loss": [1.0 / e for e in range(1, epochs + 1)]})
 
 
+def _fake_build(data):
+    return data
+
+
+def _fake_compare(*reports):
+    return "| table |"
+
+
 def _fake_report(model, history):
     return {"test_accuracy": 0.5, "per_class_accuracy": {"a b": 0.25}}
 
@@ -263,7 +271,7 @@ def fake_pipeline(plan, fail: str | None = None, **train_options):
     for key in plan.models:
         train = update_wrapper(partial(fake_train, key=key, fail=key.activation == fail, **train_options), fake_train)
         nodes += [
-            Node(lambda x: x, "data", key.dataset(Role.UNTRAINED_MODEL), name=key.node(Step.BUILD)),
+            Node(_fake_build, "data", key.dataset(Role.UNTRAINED_MODEL), name=key.node(Step.BUILD)),
             Node(train, key.dataset(Role.UNTRAINED_MODEL), [key.dataset(Role.MODEL), key.dataset(Role.HISTORY)],
                  name=key.node(Step.TRAIN)),
             Node(_fake_report, [key.dataset(Role.MODEL), key.dataset(Role.HISTORY)], key.dataset(Role.REPORT),
@@ -271,7 +279,7 @@ def fake_pipeline(plan, fail: str | None = None, **train_options):
             Node(_fake_figures, key.dataset(Role.REPORT),
                  [key.dataset(Role.ACCURACY_CURVES), key.dataset(Role.CONFUSION_MATRIX)], name=key.node(Step.PLOT)),
         ]
-    nodes.append(Node(lambda *reports: "| table |", plan.datasets(Role.REPORT), ComparisonOutput.MARKDOWN.value,
+    nodes.append(Node(_fake_compare, plan.datasets(Role.REPORT), ComparisonOutput.MARKDOWN.value,
                       name=COMPARE_NODE))
     return Pipeline(nodes)
 
@@ -280,10 +288,14 @@ def run_fake(pipeline, hook, runner, project: Path, session_id: str, parameters:
     """Kedro's order of hook calls around ``runner.run``, as a session makes them."""
     from kedro.framework.hooks.manager import _create_hook_manager
     from kedro.io import DataCatalog, MemoryDataset
+    from kedro.io.data_catalog import SharedMemoryDataCatalog
+    from kedro.runner import ParallelRunner
 
     manager = _create_hook_manager()
     manager.register(hook)
-    catalog = DataCatalog({"data": MemoryDataset(1), "parameters": MemoryDataset(parameters)})
+    # ParallelRunner's workers share outputs through a manager (as `kedro run` sets up).
+    kind = SharedMemoryDataCatalog if isinstance(runner, ParallelRunner) else DataCatalog
+    catalog = kind({"data": MemoryDataset(1), "parameters": MemoryDataset(parameters)})
     run_params = {"run_id": session_id, "project_path": str(project), "env": "test",
                   "pipeline_names": ["fake"], "runtime_params": {}}
     manager.hook.before_pipeline_run(run_params=run_params, pipeline=pipeline, catalog=catalog)
