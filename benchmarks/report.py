@@ -1,0 +1,130 @@
+"""Ratios, targets and the printed table of a benchmark report."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from typing import Any
+
+from benchmarks.limits import epoch_flops
+
+# (numerator, denominator, target): the project's epoch as a user gets it against the original.
+TARGETS = (
+    ("kedro_relu", "original_relu", 0.8),
+    ("kedro_rrelu", "original_rrelu", 0.8),
+    ("kedro_rrelu", "kedro_relu", 1.3),
+)
+RATIOS = (
+    ("project_relu", "original_relu"),
+    ("project_rrelu", "original_rrelu"),
+    ("project_rrelu", "project_relu"),
+    ("original_rrelu", "original_relu"),
+    ("port_relu", "original_relu"),
+    ("port_rrelu", "original_rrelu"),
+    ("port_rrelu", "port_relu"),
+)
+
+
+def _ratio(rows: dict[str, Any], a: str, b: str, key: str) -> float | None:
+    x, y = rows.get(a, {}).get(key), rows.get(b, {}).get(key)
+    return x / y if x and y else None
+
+
+def ratios(rows: dict[str, Any], levers: dict[str, Any]) -> dict[str, Any]:
+    """Every ratio of medians and of fastest epochs; kedro rows also by wall time (overhead included)."""
+    out: dict[str, Any] = {}
+    pairs = [(a, b) for a, b, _ in TARGETS] + list(RATIOS)
+    for a, b in pairs:
+        entry = {"medians": _ratio(rows, a, b, "epoch_s_median"), "fastest": _ratio(rows, a, b, "epoch_s_min")}
+        if a.startswith("kedro"):  # the epoch with checkpointing and tracking around it
+            wall_a = {**rows.get(a, {}), "epoch_s_median": rows.get(a, {}).get("wall_s_median"),
+                      "epoch_s_min": rows.get(a, {}).get("wall_s_min")}
+            wall_b = rows.get(b, {})
+            if b.startswith("kedro"):
+                wall_b = {"epoch_s_median": wall_b.get("wall_s_median"), "epoch_s_min": wall_b.get("wall_s_min")}
+            both = {"a": wall_a, "b": wall_b}
+            entry["wall_medians"] = _ratio(both, "a", "b", "epoch_s_median")
+            entry["wall_fastest"] = _ratio(both, "a", "b", "epoch_s_min")
+        if entry["medians"] is not None:
+            out[f"{a} / {b}"] = entry
+    for name in levers:
+        if name.startswith("lever_base"):
+            continue
+        base = "lever_base_rrelu" if "rrelu" in name else "lever_base_relu"
+        entry = {"medians": _ratio(levers, name, base, "epoch_s_median"),
+                 "fastest": _ratio(levers, name, base, "epoch_s_min")}
+        if entry["medians"] is not None:
+            out[f"{name} / {base}"] = entry
+    return out
+
+
+def targets(rows: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target with its figures (logged epoch and wall epoch, medians and fastest) and met or not."""
+    out = []
+    for a, b, limit in TARGETS:
+        r = ratios({k: rows[k] for k in (a, b) if k in rows}, {}).get(f"{a} / {b}")
+        if r is None:
+            continue
+        figures = [v for v in (r["medians"], r["fastest"], r.get("wall_medians"), r.get("wall_fastest")) if v]
+        out.append({"ratio": f"{a} / {b}", "target": limit, **r, "met": all(v <= limit for v in figures)})
+    return out
+
+
+def overheads(rows: dict[str, Any]) -> dict[str, Any]:
+    """Per kedro row: median seconds per epoch of checkpointing and tracking (wall minus logged epoch)."""
+    out = {}
+    for name, row in rows.items():
+        gaps = [r["wall_s"] - r["epoch_time_s"] for run in row.get("runs", []) for r in run[1:] if "wall_s" in r]
+        if gaps:
+            out[name] = {"median_s": statistics.median(gaps), "min_s": min(gaps), "max_s": max(gaps)}
+    return out
+
+
+def throughput(rows: dict[str, Any], limits: dict[str, Any], sizes: dict[str, int]) -> dict[str, Any]:
+    """Achieved GFLOP/s of each row's fastest epoch, and its fraction of the attainable."""
+    flops = epoch_flops(sizes["train"], sizes["test"])
+    out = {}
+    for name, row in rows.items():
+        if not row.get("epoch_s_min"):
+            continue
+        achieved = flops / row["epoch_s_min"] / 1e9
+        peak = limits.get("matmul_bfloat16_gflops") if "bf16" in name else limits.get("matmul_float32_gflops")
+        out[name] = {
+            "gflops": achieved,
+            "of_matmul_peak": achieved / peak if peak else None,
+            "of_conv2_float32": achieved / limits["conv2_float32_gflops"] if limits.get("conv2_float32_gflops") else None,
+        }
+    return out
+
+
+def print_table(report: dict[str, Any]) -> None:
+    rows = {**report.get("training", {}), **report.get("levers", {})}
+    if rows:
+        print("\nPer-epoch seconds (training + validation), epochs after the first; wall: with what runs between epochs")
+        print(f"{'variant':30s} {'median':>7s} {'min':>7s} {'1st':>7s} {'wall med':>8s} {'val_acc':>7s} {'GFLOP/s':>7s}  TF")
+        tp = report.get("throughput", {})
+        for name, r in rows.items():
+            wall = f"{r['wall_s_median']:8.2f}" if r.get("wall_s_median") else " " * 8
+            print(
+                f"{name:30s} {r['epoch_s_median']:7.2f} {r['epoch_s_min']:7.2f} {r['first_epoch_s']:7.2f} "
+                f"{wall} {r['final_val_accuracy']:7.4f} "
+                f"{tp.get(name, {}).get('gflops', float('nan')):7.1f}  {r['tf']['tensorflow']}"
+            )
+        print("\nValidation accuracy per epoch")
+        for name, r in rows.items():
+            print(f"  {name:28s} " + " ".join(f"{v:.3f}" for v in r["val_accuracy_per_epoch"][0] if v is not None))
+    if report.get("ratios"):
+        print(f"\n{'ratio':52s} {'medians':>8s} {'fastest':>8s} {'wall med':>8s} {'wall min':>8s}")
+        for name, r in report["ratios"].items():
+            cells = [r.get(k) for k in ("medians", "fastest", "wall_medians", "wall_fastest")]
+            print(f"  {name:50s} " + " ".join(f"{v:8.3f}" if v else f"{'':8s}" for v in cells))
+    for t in report.get("targets", []):
+        print(f"  target {t['ratio']} <= {t['target']}: {'met' if t['met'] else 'NOT met'}")
+    for name, o in report.get("overheads", {}).items():
+        print(f"  checkpointing + tracking per epoch in {name}: median {o['median_s']:.2f} s")
+    if report.get("limits"):
+        print("\nAttainable:", json.dumps({k: round(v, 1) for k, v in report["limits"].items() if isinstance(v, float)}))
+        for name, t in report.get("throughput", {}).items():
+            print(f"  {name:28s} {t['gflops']:6.1f} GFLOP/s = {100 * (t['of_matmul_peak'] or 0):.1f}% of matmul peak")
+    if "data" in report:
+        print("\nData:", json.dumps(report["data"], indent=1, default=float))
