@@ -19,7 +19,7 @@ What it does:
    that is writing meanwhile is fine) and starts ``mlflow server`` on
    127.0.0.1 on the copy: the project's store is only ever read. An
    ``http(s)://`` tracking URI is used as it is, with no server started.
-3. Picks the newest finished parent run named ``compare`` (``--run-id`` to
+3. Picks the newest finished parent run of the ``compare`` pipeline (``--run-id`` to
    choose another, ``--include-running`` to allow one still training) and its
    child runs, one per model (``<activation>-seed<N>``).
 4. Opens the experiment's run comparison (chart view) in headless Chromium,
@@ -130,9 +130,9 @@ def find_runs(
             run
             for run in client.search_runs(
                 [experiment.experiment_id],
-                filter_string=f"attributes.run_name = '{PARENT_RUN_NAME}'",
+                filter_string=f"tags.`kedro.pipeline` = '{PARENT_RUN_NAME}'",
                 order_by=["attributes.start_time DESC"],
-                max_results=50,
+                max_results=1000,
             )
             if run.info.status in statuses
         ]

@@ -12,9 +12,9 @@ from activation_compare.tracking import MlflowTrackingHook
 from activation_compare.tracking.artifacts import summary_metrics
 
 
-def test_an_unwritable_artifact_store_fails_the_model_runs(tmp_path, tracking, monkeypatch, caplog):
+def test_an_unwritable_artifact_store_fails_the_model_runs(tmp_path, tracking, monkeypatch, caplog, scratch_store):
     """The artifact folder cannot be created (a file is in the way: works for root too)."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = scratch_store
     blocker = tmp_path / "blocked"
     blocker.write_text("a file where the artifact folder should be")
     client = MlflowClient(uri)
@@ -28,7 +28,8 @@ def test_an_unwritable_artifact_store_fails_the_model_runs(tmp_path, tracking, m
                           "blocked-1", tracking.fake_parameters())
 
     runs = {r.info.run_name: r for r in tracking.runs_by_session(client, "blocked-1", experiment="blocked")}
-    assert set(runs) == {"fake", "relu-seed0", "rrelu-seed0"}
+    parent_name = "relu vs rrelu, seed 0, 3 epochs, synthetic"
+    assert set(runs) == {parent_name, "relu-seed0", "rrelu-seed0"}
     for name in ("relu-seed0", "rrelu-seed0"):
         run = runs[name]
         assert run.info.status == "FAILED"
@@ -39,7 +40,7 @@ def test_an_unwritable_artifact_store_fails_the_model_runs(tmp_path, tracking, m
         assert run.data.tags["kedro.failed_node"].endswith("train_model_seed0_node")
         # The metrics still reached the tracking store.
         assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss")) == [1, 2, 3]
-    parent = runs["fake"]
+    parent = runs[parent_name]
     assert parent.data.tags["activation_compare.artifacts"] == "failed"
     assert parent.info.status == "FAILED"  # its own comparison.md could not be stored either
     assert "comparison.md" in parent.data.tags["kedro.error"]

@@ -32,7 +32,9 @@ def test_thread_runner_logs_each_model_to_its_own_child(tmp_path, tracking, stor
 
     runs = tracking.runs_by_session(store, "session-1")
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    assert [p.info.run_name for p in parents] == ["fake"]
+    # Named for what it compares; the pipeline is a tag.
+    assert [p.info.run_name for p in parents] == ["relu vs rrelu, seeds 0,1, 3 epochs, synthetic"]
+    assert parents[0].data.tags["kedro.pipeline"] == "fake"
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert sorted(c.info.run_name for c in children) == ["relu-seed0", "relu-seed1", "rrelu-seed0", "rrelu-seed1"]
     for run in runs:
@@ -69,9 +71,10 @@ def test_failure_under_thread_runner_ends_every_run_failed(tmp_path, tracking, s
         tracking.run_fake(tracking.fake_pipeline(plan, fail="rrelu"), MlflowTrackingHook(),
                           ThreadRunner(max_workers=2), tmp_path, "session-2", tracking.fake_parameters())
     runs = {r.info.run_name: r for r in tracking.runs_by_session(store, "session-2")}
-    assert runs["fake"].info.status == "FAILED"
-    assert runs["fake"].data.tags["kedro.error"] == "RuntimeError: diverged"
-    assert runs["fake"].data.tags["kedro.failed_node"] == "rrelu.train_model_seed0_node"
+    parent = runs["relu vs rrelu, seed 0, 3 epochs, synthetic"]
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["kedro.error"] == "RuntimeError: diverged"
+    assert parent.data.tags["kedro.failed_node"] == "rrelu.train_model_seed0_node"
     assert runs["rrelu-seed0"].info.status == "FAILED"
     assert runs["rrelu-seed0"].data.tags["kedro.error"] == "RuntimeError: diverged"
     # relu's nodes may all have finished in the other worker before the failure (then

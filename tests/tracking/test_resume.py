@@ -12,10 +12,19 @@ from activation_compare.tracking import MlflowTrackingHook
 
 
 @pytest.fixture
-def store(monkeypatch, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'resume.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    return MlflowClient(uri)
+def store(monkeypatch, scratch_store, request):
+    """The shared scratch store, an experiment of this test's own (earlier runs are searched)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", scratch_store)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", f"resume-{request.node.name}")
+    return MlflowClient(scratch_store)
+
+
+@pytest.fixture
+def runs_of(tracking, request):
+    def runs(client, *sessions):
+        return tracking.runs_by_session(client, *sessions, experiment=f"resume-{request.node.name}")
+
+    return runs
 
 
 def _rows(epochs: int) -> list[dict]:
@@ -30,7 +39,7 @@ def _interrupt_after(epoch: int):
     return interrupt
 
 
-def test_interrupted_run_is_continued_reparented_and_back_filled(tmp_path, tracking, store):
+def test_interrupted_run_is_continued_reparented_and_back_filled(tmp_path, tracking, store, runs_of):
     """Killed after logging epoch 1 of 4; the checkpoint has 2 epochs (epoch 2 was never logged)."""
     plan = ComparePlan.of(["relu", "rrelu"], [0])
     parameters = tracking.fake_parameters(epochs=4)
@@ -42,15 +51,15 @@ def test_interrupted_run_is_continued_reparented_and_back_filled(tmp_path, track
                               "first", parameters)
     finally:
         training_events.unsubscribe(interrupt)
-    (killed,) = [r for r in tracking.runs_by_session(store, "first") if r.info.run_name == "relu-seed0"]
-    first_parent = next(r for r in tracking.runs_by_session(store, "first") if "mlflow.parentRunId" not in r.data.tags)
+    (killed,) = [r for r in runs_of(store, "first") if r.info.run_name == "relu-seed0"]
+    first_parent = next(r for r in runs_of(store, "first") if "mlflow.parentRunId" not in r.data.tags)
 
     hook.abandon("KILLED")  # as at the exit of the interrupted process
     # The rerun (a new hook: a new process) resumes relu from its checkpoint's 2 epochs.
     resumed = tracking.fake_pipeline(plan, epochs=4, mode="resume", history=_rows(2))
     tracking.run_fake(resumed, MlflowTrackingHook(), SequentialRunner(), tmp_path, "second", parameters)
 
-    runs = tracking.runs_by_session(store, "second")
+    runs = runs_of(store, "second")
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
     relu = next(r for r in runs if r.info.run_name == "relu-seed0")
     assert relu.info.run_id == killed.info.run_id  # the same run, continued
@@ -67,22 +76,22 @@ def test_interrupted_run_is_continued_reparented_and_back_filled(tmp_path, track
     assert old_parent.data.tags["kedro.resumed_in_run_id"] == parent.info.run_id
 
 
-def test_a_finished_run_is_not_continued_a_reused_model_gets_a_new_run(tmp_path, tracking, store):
+def test_a_finished_run_is_not_continued_a_reused_model_gets_a_new_run(tmp_path, tracking, store, runs_of):
     plan = ComparePlan.of(["relu"], [0])
     parameters = tracking.fake_parameters(["relu"], epochs=2)
     tracking.run_fake(tracking.fake_pipeline(plan, epochs=2), MlflowTrackingHook(), SequentialRunner(), tmp_path,
                       "trained", parameters)
-    (trained,) = tracking.runs_by_session(store, "trained")
+    (trained,) = runs_of(store, "trained")
     tracking.run_fake(tracking.fake_pipeline(plan, epochs=2, mode="reuse", history=_rows(2)), MlflowTrackingHook(),
                       SequentialRunner(), tmp_path, "reused", parameters)
-    (reused,) = tracking.runs_by_session(store, "reused")
+    (reused,) = runs_of(store, "reused")
     assert reused.info.run_id != trained.info.run_id and reused.info.status == "FINISHED"
     assert reused.data.tags["kedro.training"] == "reused"
     assert reused.data.tags["kedro.reused_from_run_id"] == trained.info.run_id
     assert sorted(m.step for m in store.get_metric_history(reused.info.run_id, "loss")) == [1, 2]
 
 
-def test_another_fingerprint_is_another_training(tmp_path, tracking, store):
+def test_another_fingerprint_is_another_training(tmp_path, tracking, store, runs_of):
     """A killed run trained on other settings is never continued by this training."""
     plan = ComparePlan.of(["relu"], [0])
     parameters = tracking.fake_parameters(["relu"], epochs=3)
@@ -96,8 +105,8 @@ def test_another_fingerprint_is_another_training(tmp_path, tracking, store):
     hook.abandon("KILLED")
     tracking.run_fake(tracking.fake_pipeline(plan, mode="resume", history=_rows(1), fingerprint="fp-2"),
                       MlflowTrackingHook(), SequentialRunner(), tmp_path, "b", parameters)
-    (killed,) = tracking.runs_by_session(store, "a")
-    (run,) = tracking.runs_by_session(store, "b")
+    (killed,) = runs_of(store, "a")
+    (run,) = runs_of(store, "b")
     assert run.info.run_id != killed.info.run_id
     assert killed.info.status == "KILLED" and run.info.status == "FINISHED"
     assert run.data.tags["activation_compare.fingerprint"] == "fp-2"

@@ -36,9 +36,9 @@ def test_model_params_leave_out_what_describes_the_whole_comparison():
     assert runs.shared_params(parameters)["compare.activations"] == ["relu", "rrelu"]
 
 
-def test_a_model_run_created_by_two_processes_at_once_exists_once(tmp_path):
+def test_a_model_run_created_by_two_processes_at_once_exists_once(scratch_store):
     """Two workers asking for the same model's run at the same moment get the same run."""
-    store = open_store(TrackingSettings(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"))
+    store = open_store(TrackingSettings(tracking_uri=scratch_store, experiment_name="runs-created-once"))
     parent = runs.create_run(store, "compare", {runs.TAG_KEDRO_RUN_ID: "k1", "kedro.env": "test"}, {})
     key = ModelKey("relu", 0)
     found: list[runs.RunRef] = []
@@ -46,7 +46,7 @@ def test_a_model_run_created_by_two_processes_at_once_exists_once(tmp_path):
 
     def ask() -> None:
         barrier.wait()
-        found.append(runs.create_child(store, parent, key, {}, {}))
+        found.append(runs.model_run(store, parent, key, {}))
 
     workers = [threading.Thread(target=ask) for _ in range(3)]
     for worker in workers:

@@ -55,7 +55,8 @@ def test_a_closed_port_fails_within_the_timeout_naming_the_uri():
         check_reachable(TrackingSettings(tracking_uri=uri, connect_timeout_s=2))
     assert time.monotonic() - started < 4
     message = str(raised.value)
-    assert repr(uri) in message and "within 2 s" in message
+    assert repr(uri) in message and "no answer (last error: ConnectionRefusedError" in message
+    assert "within 2 s" in message
     assert "connect_timeout_s" in message and "enabled: false" in message and "Nothing was run" in message
 
 
@@ -91,3 +92,21 @@ def test_local_stores_need_no_server(tmp_path):
     assert store.client.get_experiment(store.experiment_id).name == "x"
     with pytest.raises(TrackingUnavailableError, match="no experiment 'y'"):
         open_store(TrackingSettings(tracking_uri=settings.tracking_uri, experiment_name="y"), create=False)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_kedro_run_with_a_closed_port_stops_before_any_node(tmp_path, tracking):
+    """The real CLI: one clear message naming the URI, no traceback, no node run, no store written."""
+    project = tracking.copy_project(tmp_path / "project")
+    uri = f"http://127.0.0.1:{_closed_port()}/"
+    result = tracking.kedro_cli(
+        project, "run", "--env", "smoke", "--pipeline=compare",
+        env={"MLFLOW_TRACKING_URI": uri, "ACTIVATION_COMPARE_MLFLOW_CONNECT_TIMEOUT": "3"},
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert f"MLflow tracking could not start at {uri!r}" in output, output[-3000:]
+    assert "Connection refused" in output and "within 3 s" in output
+    assert "Traceback" not in output and "Running node" not in output
+    assert not (project / "mlflow.db").exists() and not (project / "mlartifacts").exists()

@@ -21,6 +21,9 @@ from mlflow import MlflowClient
 import activation_compare.layers  # noqa: F401 - registers RReLU for keras.saving
 from activation_compare import training_events
 
+# Real smoke runs (TensorFlow training, the kedro CLI, an mlflow server).
+pytestmark = pytest.mark.slow
+
 ACTIVATIONS = ("relu", "rrelu")
 EPOCHS = 2  # conf/smoke/parameters.yml
 
@@ -62,11 +65,11 @@ def test_default_store_is_sqlite_and_artifacts_in_the_project(cli_run, tracking)
 
 
 def test_compare_run_tree(cli_run, tracking):
-    """One parent named after the pipeline, one child per activation x seed, all FINISHED."""
+    """One parent named for what it compares, one child per activation x seed, all FINISHED."""
     client = cli_run["client"]
     runs = tracking.runs_of(client)
     parent, children = tracking.split_tree(runs)
-    assert parent.info.run_name == "compare"
+    assert parent.info.run_name == "relu vs rrelu, seed 0, 2 epochs, synthetic"
     assert parent.info.status == "FINISHED"
     tags = parent.data.tags
     assert tags["kedro.pipeline"] == "compare" and tags["kedro.env"] == "smoke"
@@ -206,6 +209,32 @@ def test_failing_node_leaves_failed_runs_and_none_running(tmp_path, tracking, mo
     assert not [r for r in tracking.runs_of(client, raised.value.session_id) if r.info.status == "RUNNING"]
 
 
+def test_a_blocked_artifact_store_fails_the_model_runs_of_a_real_run(tmp_path, tracking, monkeypatch, scratch_store):
+    """The model (Keras flavour), history, report and figures cannot be stored: FAILED, tagged; data/ intact."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", scratch_store)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "blocked-artifacts")
+    blocker = tmp_path / "artifacts-blocked"
+    blocker.write_text("a file where the artifact folder should be")
+    client = MlflowClient(scratch_store)
+    client.create_experiment("blocked-artifacts", artifact_location=(blocker / "store").as_uri())
+    project = tracking.copy_project(tmp_path / "project")
+
+    session_id = tracking.run_session(project, {"training": {"epochs": 1}})
+
+    runs = tracking.runs_of(client, session_id, experiment="blocked-artifacts")
+    parent, children = tracking.split_tree(runs)
+    assert sorted(c.info.run_name for c in children) == ["relu-seed0", "rrelu-seed0"]
+    for child in children:
+        assert child.info.status == "FAILED"
+        assert child.data.tags["activation_compare.artifacts"] == "failed"
+        assert "could not store history.csv in the artifact store" in child.data.tags["kedro.error"]
+        assert str(blocker) in child.data.tags["kedro.error"]
+        assert 0 <= child.data.metrics["test_accuracy"] <= 1  # the metrics are recorded
+    assert parent.data.tags["activation_compare.artifacts"] == "failed"
+    # The pipeline's own outputs are unaffected.
+    assert tracking.saved_output(project, session_id, "08_reporting/comparison.csv").stat().st_size > 0
+
+
 def test_epoch_metrics_are_live_and_ctrl_c_ends_the_runs_killed(
     tmp_path, tracking, monkeypatch, scratch_store, terminal_sigint
 ):
@@ -268,7 +297,8 @@ def test_same_tree_against_a_real_mlflow_server(tmp_path, tracking, mlflow_serve
     client = MlflowClient(uri)
     runs = tracking.runs_of(client, session_id)
     parent, children = tracking.split_tree(runs)
-    assert parent.info.run_name == "compare" and parent.info.status == "FINISHED"
+    assert parent.info.run_name == "relu vs rrelu, seed 0, 1 epoch, synthetic"
+    assert parent.data.tags["kedro.pipeline"] == "compare" and parent.info.status == "FINISHED"
     assert sorted(c.info.run_name for c in children) == ["relu-seed0", "rrelu-seed0"]
     for child in children:
         tracking.assert_model_run(client, child, activation=child.data.tags["activation"], seed=0, epochs=1)

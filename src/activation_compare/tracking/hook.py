@@ -121,8 +121,8 @@ class MlflowTrackingHook:
         check_reachable(settings)
         try:
             store = open_store(settings)
-            pipeline_name = _pipeline_name(run_params, pipeline)
-            name = pipeline_name if len(keys) != 1 else keys[0].run_name
+            pipeline_name = runs.pipeline_name(run_params, pipeline)
+            name = runs.parent_run_name(pipeline_name, keys, parameters)
             tags = {**runs.pipeline_tags(run_params, pipeline_name, project_path), **runs.process_tags()}
             params = runs.shared_params(parameters)
             if len(keys) == 1:  # one model: one run, no parent and child
@@ -398,19 +398,3 @@ def _parameters(catalog: Any) -> tuple[dict[str, Any], ComparePlan]:
 
     validated = validate_parameters(catalog.load("parameters"))
     return validated.model_dump(mode="json"), ComparePlan.from_params(validated)
-
-
-def _pipeline_name(run_params: Mapping[str, Any], pipeline: Pipeline) -> str:
-    """The name(s) the user asked for; ``__default__`` is named after the pipeline it equals."""
-    names = list(run_params.get("pipeline_names") or []) or ["__default__"]
-    if names == ["__default__"]:
-        try:
-            from kedro.framework.project import pipelines
-
-            default = set(pipelines["__default__"].nodes)
-            for name, candidate in pipelines.items():
-                if name != "__default__" and set(candidate.nodes) == default:
-                    return name
-        except Exception:  # noqa: BLE001 - the plain name will do
-            pass
-    return "+".join(names)

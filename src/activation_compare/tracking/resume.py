@@ -36,10 +36,9 @@ from activation_compare.tracking.runs import (
     TAG_PID,
     TAG_PID_STARTED,
     RunRef,
-    create_child,
-    find_model_run,
     log_params,
     metric_key,
+    model_run,
     now_ms,
     process_tags,
     search,
@@ -119,11 +118,7 @@ def settle_training_run(
             run = parent
             set_tags(store, run.run_id, tags)
         else:
-            run = find_model_run(store, kedro_run_id, key)
-            if run is None or run.parent_id is None:
-                run = create_child(store, parent, key, parameters, tags)
-            else:
-                set_tags(store, run.run_id, tags)
+            run = model_run(store, parent, key, parameters, tags)
     log_params(store, run, data_params)
     backfill(store, run.run_id, history, logged)
     return run

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from activation_compare.identity import TAG_MODEL, TEST_SET, TRAIN_SET, VALIDATION_SET, ModelKey
-from activation_compare.tracking.store import Store
+from activation_compare.tracking.store import Store, store_lock
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +134,42 @@ def pipeline_tags(run_params: Mapping[str, Any], pipeline_name: str, project_pat
     return {k: v for k, v in tags.items() if v != ""}
 
 
+def pipeline_name(run_params: Mapping[str, Any], pipeline: Any) -> str:
+    """The name(s) the user asked for; ``__default__`` is named after the pipeline it equals."""
+    names = list(run_params.get("pipeline_names") or []) or ["__default__"]
+    if names == ["__default__"]:
+        try:
+            from kedro.framework.project import pipelines
+
+            default = set(pipelines["__default__"].nodes)
+            for name, candidate in pipelines.items():
+                if name != "__default__" and set(candidate.nodes) == default:
+                    return name
+        except Exception:  # noqa: BLE001 - the plain name will do
+            pass
+    return "+".join(names)
+
+
+def parent_run_name(pipeline: str, keys: list[ModelKey], parameters: Mapping[str, Any]) -> str:
+    """What a run compares, e.g. ``relu vs rrelu, seeds 0,1,2, 15 epochs, synthetic``.
+
+    A run of one model is named after it (``rrelu-seed0``); one that trains no
+    model after its pipeline.
+    """
+    if len(keys) == 1:
+        return keys[0].run_name
+    if not keys:
+        return pipeline
+    activations = " vs ".join(dict.fromkeys(key.activation for key in keys))
+    seeds = sorted({key.seed for key in keys})
+    seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {','.join(map(str, seeds))}"
+    epochs = (parameters.get("training") or {}).get("epochs")
+    source = (parameters.get("data") or {}).get("source")
+    epoch_text = f"{epochs} epoch{'' if epochs == 1 else 's'}" if epochs else None
+    parts = [activations, seed_text, epoch_text, source]
+    return ", ".join(str(part) for part in parts if part)
+
+
 # --- parameters ---------------------------------------------------------------
 
 
@@ -236,10 +272,7 @@ class RunRef:
 
 
 def search(store: Store, tags: Mapping[str, str]) -> list[RunRef]:
-    """The experiment's active runs that have every one of ``tags``, oldest first.
-
-    Ties are broken by run id, so every process sees the same order (see :func:`create_child`).
-    """
+    """The experiment's active runs that have every one of ``tags``, oldest first."""
     from mlflow.entities import ViewType
 
     clauses = [f"tags.`{name}` = '{value}'" for name, value in tags.items()]
@@ -268,7 +301,10 @@ def find_parent(store: Store, kedro_run_id: str) -> RunRef | None:
 
 
 def find_model_run(store: Store, kedro_run_id: str, key: ModelKey) -> RunRef | None:
-    """The run recording ``key`` in this Kedro run: a child (created or continued), else a single run."""
+    """The run recording ``key`` in this Kedro run: a child (created or continued), else a single run.
+
+    Ties are broken by run id, so every process sees the same order.
+    """
     runs = _model_runs(store, kedro_run_id, key)
     children = [r for r in runs if r.parent_id is not None]
     return (children or runs or [None])[0]
@@ -278,31 +314,30 @@ def _model_runs(store: Store, kedro_run_id: str, key: ModelKey) -> list[RunRef]:
     return search(store, {TAG_KEDRO_RUN_ID: kedro_run_id, TAG_MODEL: key.name})
 
 
-def model_run(store: Store, parent: RunRef, key: ModelKey, parameters: Mapping[str, Any]) -> RunRef:
-    """The model's run in this Kedro run, created under ``parent`` if it has none yet.
-
-    Idempotent across processes: if two processes create it at once, the earlier
-    run is kept and the later one deleted.
-    """
-    kedro_run_id = parent.tags[TAG_KEDRO_RUN_ID]
-    found = find_model_run(store, kedro_run_id, key)
-    if found is not None:
-        return found
-    return create_child(store, parent, key, parameters, {})
-
-
-def create_child(
-    store: Store, parent: RunRef, key: ModelKey, parameters: Mapping[str, Any], tags: Mapping[str, str]
+def model_run(
+    store: Store,
+    parent: RunRef,
+    key: ModelKey,
+    parameters: Mapping[str, Any],
+    tags: Mapping[str, str] | None = None,
 ) -> RunRef:
-    """A new run for ``key`` under ``parent`` (see :func:`model_run` for concurrent creation)."""
-    inherited = {k: parent.tags[k] for k in INHERITED_TAGS if k in parent.tags}
-    all_tags = {**inherited, **process_tags(), **key.run_tags(), TAG_PARENT_RUN_ID: parent.run_id, **tags}
-    run = create_run(store, key.run_name, all_tags, model_params(parameters, key))
-    same = [r for r in _model_runs(store, all_tags[TAG_KEDRO_RUN_ID], key) if r.parent_id]
-    if same and same[0].run_id != run.run_id:
-        store.client.delete_run(run.run_id)
-        return same[0]
-    return run
+    """The model's run in this Kedro run, created under ``parent`` (with ``tags``) if it has none yet.
+
+    The look-up and the creation hold the store's lock, so two threads or
+    processes asking at once get one run (SQLite stores; a tracking server has
+    no such lock, and the pipeline never runs two nodes of one model at once).
+    """
+    with store_lock(store.uri, "runs"):
+        found = find_model_run(store, parent.tags[TAG_KEDRO_RUN_ID], key)
+        if found is None:
+            inherited = {k: parent.tags[k] for k in INHERITED_TAGS if k in parent.tags}
+            all_tags = {
+                **inherited, **process_tags(), **key.run_tags(), TAG_PARENT_RUN_ID: parent.run_id, **(tags or {})
+            }
+            return create_run(store, key.run_name, all_tags, model_params(parameters, key))
+    if tags:
+        set_tags(store, found.run_id, tags)
+    return found
 
 
 def log_params(store: Store, run: RunRef, params: Mapping[str, Any]) -> None:

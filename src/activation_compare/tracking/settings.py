@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from activation_compare.errors import UserError
+
 CONFIG_KEY = "mlflow"  # conf/<env>/mlflow.yml (pattern declared in settings.py)
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT_NAME = "activation-compare"
@@ -38,6 +40,10 @@ CONFIG_KEYS = (
     "request_max_retries",
 )
 _REMOTE_SCHEMES = {"http", "https", "databricks", "databricks-uc", "uc"}
+
+
+class TrackingConfigError(UserError, ValueError):
+    """A bad key or value in ``conf/<env>/mlflow.yml`` or a tracking environment variable."""
 
 
 @dataclass(frozen=True)
@@ -66,13 +72,13 @@ class TrackingSettings:
         ``ACTIVATION_COMPARE_MLFLOW_CONNECT_TIMEOUT`` win.
 
         Raises:
-            ValueError: On an unknown (e.g. misspelt) key or a bad value, naming both.
+            TrackingConfigError: On an unknown (e.g. misspelt) key or a bad value, naming both.
         """
         config = dict(config or {})
         environ = os.environ if environ is None else environ
         unknown = sorted(set(config) - set(CONFIG_KEYS))
         if unknown:
-            raise ValueError(
+            raise TrackingConfigError(
                 f"Unknown key(s) {unknown} in conf/<env>/{CONFIG_KEY}.yml; "
                 f"allowed: {list(CONFIG_KEYS)}"
             )
@@ -116,7 +122,7 @@ def _as_bool(value: Any, key: str) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in {"true", "false", "1", "0", "yes", "no"}:
         return value.strip().lower() in {"true", "1", "yes"}
-    raise ValueError(f"{CONFIG_KEY}.{key} must be true or false, got {value!r}")
+    raise TrackingConfigError(f"{CONFIG_KEY}.{key} must be true or false, got {value!r}")
 
 
 def _as_number(value: Any, key: str, kind: type, minimum: float) -> Any:
@@ -126,7 +132,7 @@ def _as_number(value: Any, key: str, kind: type, minimum: float) -> Any:
             raise ValueError
     except (TypeError, ValueError):
         name = key if key.isupper() else f"{CONFIG_KEY}.{key}"
-        raise ValueError(
+        raise TrackingConfigError(
             f"{name} must be a{'n integer' if kind is int else ' number'} >= {minimum:g}, got {value!r}"
         ) from None
     return number

@@ -34,6 +34,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
+from activation_compare.errors import UserError
 from activation_compare.tracking.settings import (
     CONFIG_KEY,
     CONNECT_TIMEOUT_ENV,
@@ -47,7 +48,7 @@ logger = logging.getLogger(__name__)
 _LOCKED_RETRIES = 8
 
 
-class TrackingUnavailableError(RuntimeError):
+class TrackingUnavailableError(UserError, RuntimeError):
     """The tracking store cannot be used; the message says which and what to do."""
 
 
@@ -89,7 +90,8 @@ def check_reachable(settings: TrackingSettings) -> None:
             if isinstance(reason, (TimeoutError, socket.timeout)) or "timed out" in str(reason):
                 problem = "the server accepted the connection but did not answer"
                 break
-            problem = f"{type(reason).__name__}: {reason}" if isinstance(reason, BaseException) else str(reason)
+            last = f"{type(reason).__name__}: {reason}" if isinstance(reason, BaseException) else str(reason)
+            problem = f"no answer (last error: {last})"
             time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
     raise TrackingUnavailableError(
         unavailable_message(
@@ -140,15 +142,21 @@ class RetryingClient:
 
 
 @contextlib.contextmanager
-def store_setup_lock(uri: str) -> Iterator[None]:
-    """Serialise the first use of a SQLite store between processes (a lock file beside it)."""
+def store_lock(uri: str, purpose: str = "setup") -> Iterator[None]:
+    """An exclusive lock between processes and threads on a SQLite store (a lock file beside it).
+
+    ``setup``: MLflow creates and migrates a new store's schema without a lock.
+    ``runs``: looking up a model's run and creating it if missing is one step.
+    Other stores: no lock.
+    """
     path = sqlite_path(uri)
     if path is None or fcntl is None:
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    # mlflow.db-setup-lock: .gitignore's "/mlflow.db-*" (SQLite's own -journal files) covers it.
-    fd = os.open(path.with_name(f"{path.name}-setup-lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    # mlflow.db-setup-lock, mlflow.db-runs-lock: .gitignore's "/mlflow.db-*" covers them.
+    # Each call opens its own file description, so threads exclude each other too.
+    fd = os.open(path.with_name(f"{path.name}-{purpose}-lock"), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -182,7 +190,7 @@ def open_store(settings: TrackingSettings, *, create: bool = True) -> Store:
     from mlflow.entities import LifecycleStage
     from mlflow.exceptions import MlflowException
 
-    with store_setup_lock(settings.tracking_uri):
+    with store_lock(settings.tracking_uri):
         client = RetryingClient(MlflowClient(tracking_uri=settings.tracking_uri))
         name = settings.experiment_name
         experiment = client.get_experiment_by_name(name)
