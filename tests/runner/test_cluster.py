@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dask
+import distributed  # noqa: F401 - registers Dask's distributed defaults before config.set
 import pytest
 
 from activation_compare.runner.cluster import (

@@ -84,14 +84,28 @@ def connect(address: str | None, n_workers: int | None = None) -> Iterator[tuple
     workers, threads = local_cluster_size()
     workers = n_workers or workers
     logger.info("Dask: starting a LocalCluster of %d workers × %d thread", workers, threads)
-    with LocalCluster(
-        n_workers=workers,
-        threads_per_worker=threads,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=logging.WARNING,
+    with _quiet_dask_logs(), LocalCluster(
+        n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=None
     ) as cluster, Client(cluster) as client:
+        # The run's own workers log to this terminal: only their warnings, as here.
+        client.run(_only_dask_warnings)
         yield client, True
+
+
+def _only_dask_warnings() -> None:
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def _quiet_dask_logs() -> Iterator[None]:
+    """Dask's own INFO lines (workers starting and stopping) are noise when the run owns the cluster."""
+    dask_logger = logging.getLogger("distributed")
+    previous = dask_logger.level
+    dask_logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        dask_logger.setLevel(previous)
 
 
 def workers_of(client: Any) -> list[WorkerInfo]:

@@ -103,8 +103,12 @@ class DaskRunner(AbstractRunner):
         with connect(self._address, self._n_workers) as (client, owned):
             if not owned:
                 check_cluster(client, datasets, _tracking_uri(catalog))
-            for name in _FORWARDED_LOGGERS:
-                client.forward_logging(name, level=logging.INFO)
+                # Workers of a LocalCluster already write to this terminal.
+                for name in _FORWARDED_LOGGERS:
+                    client.forward_logging(name, level=logging.INFO)
+            # TensorFlow takes seconds to import: every worker imports the
+            # pipeline's code at once, before its first task would stall on it.
+            client.run(_import_modules, sorted({n.func.__module__ for n in pipeline.nodes}))
             results = _Schedule(client, units, tasks, run_id, owned).run()
         for name in pipeline.outputs() & in_memory:
             catalog.save(name, results[name])
@@ -144,6 +148,14 @@ def _plan(catalog: Any) -> ComparePlan:
     return ComparePlan.from_params(validate_parameters(catalog.load("parameters")))
 
 
+def _import_modules(modules: list[str]) -> None:
+    """Runs on every worker: import the modules that hold the pipeline's node functions."""
+    import importlib
+
+    for module in modules:
+        importlib.import_module(module)
+
+
 def _output(result: UnitResult, name: str) -> Any:
     """One in-memory output of a finished unit (a task of its own, on the unit's worker)."""
     return result.outputs[name]
@@ -169,7 +181,6 @@ class _Schedule:
         self.readers_total = Counter(self.readers)
         self.spread: set[str] = set()
         self.values: dict[str, Any] = {}  # dataset -> Dask future of its value
-        self.finished: dict[str, Any] = {}  # unit -> Dask future of its result (ordering only)
         self.running: dict[Any, str] = {}
 
     def run(self) -> dict[str, Any]:
@@ -202,16 +213,12 @@ class _Schedule:
         return {ds: future.result() for ds, future in self.values.items()}
 
     def _submit(self, unit: Unit) -> Any:
+        # Persisted inputs are on storage already: a unit is submitted only once
+        # the units it reads from have finished, so only in-memory values are passed.
         inputs = {ds: self.values[ds] for ds in unit.inputs if ds in self.values}
-        after = [self.finished[name] for name in sorted(self.needs[unit.name]) if name in self.finished]
         self._spread(inputs)
         future = self.client.submit(
-            run_unit,
-            self.tasks[unit.name],
-            inputs,
-            *after,
-            key=f"{unit.name}-{self.run_id}",
-            pure=False,
+            run_unit, self.tasks[unit.name], inputs, key=f"{unit.name}-{self.run_id}", pure=False
         )
         self.running[future] = unit.name
         return future
@@ -231,9 +238,6 @@ class _Schedule:
                 self.client.replicate([self.values[ds]], n=workers)
 
     def _collect(self, future: Any, unit: Unit) -> None:
-        self.finished[unit.name] = self.client.submit(
-            _done, future, key=f"{unit.name}-done-{self.run_id}", pure=False
-        )
         for ds in self.tasks[unit.name].returns:
             self.values[ds] = self.client.submit(_output, future, ds, key=f"{ds}-{self.run_id}")
         for ds in unit.inputs:
@@ -279,7 +283,3 @@ class _Schedule:
             return set()
         return {worker for worker, tasks in processing.items() if keys & set(tasks)}
 
-
-def _done(result: UnitResult) -> str:
-    """A small stand-in for a finished unit, for units that only need to run after it."""
-    return result.name

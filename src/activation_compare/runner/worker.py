@@ -68,17 +68,16 @@ def worker_threads() -> int:
         return 1
 
 
-def run_unit(task: UnitTask, inputs: dict[str, Any], *after: Any) -> UnitResult:
-    """Run the unit's nodes in order on this worker; ``after`` only orders the task.
+def run_unit(task: UnitTask, inputs: dict[str, Any]) -> UnitResult:
+    """Run the unit's nodes in order on this worker.
 
     Args:
         task: the unit and everything it needs.
         inputs: values of the in-memory datasets it reads, made by other units.
-        after: results of units that wrote persisted datasets this one reads.
     """
     hook_manager = _project_hooks(task.package_name)
     _share_cores_with_tensorflow(worker_threads())
-    catalog = DataCatalog(datasets=dict(task.datasets))
+    catalog = DataCatalog(datasets=_writable_once(task.datasets))
     for name, value in inputs.items():
         catalog.save(name, value)
     where = worker_identity()
@@ -94,24 +93,67 @@ def run_unit(task: UnitTask, inputs: dict[str, Any], *after: Any) -> UnitResult:
     return UnitResult(task.name, {name: catalog.load(name) for name in task.returns}, where)
 
 
-def _project_hooks(package_name: str | None) -> Any:
-    """A hook manager with the project's hooks (``settings.HOOKS``), as Kedro's own runners make one."""
-    from kedro.framework import project
-    from kedro.framework.hooks.manager import (
-        _create_hook_manager,
-        _register_hooks,
-        _register_hooks_entry_points,
-    )
+class _SavedEarlier(AbstractDataset):
+    """A dataset this run has already written: loads it, and leaves it as it is on save.
 
+    Dask runs a finished unit again when a worker that held its in-memory
+    outputs dies and another unit still needs them. Its nodes are
+    deterministic, so their outputs are the same; the files the first
+    execution wrote stay the run's record (a versioned dataset could not be
+    written twice anyway).
+    """
+
+    def __init__(self, dataset: AbstractDataset) -> None:
+        self._dataset = dataset
+
+    def _load(self) -> Any:
+        return self._dataset.load()
+
+    def _save(self, data: Any) -> None:
+        logger.info("Keeping %s as this run first wrote it", self._dataset)
+
+    def _describe(self) -> dict[str, Any]:
+        return {"written_earlier_in_this_run": self._dataset._describe()}
+
+
+def _writable_once(datasets: dict[str, AbstractDataset]) -> dict[str, AbstractDataset]:
+    """The unit's datasets, with those this run has already written kept as they are."""
+    return {
+        name: _SavedEarlier(dataset) if _written_in_this_run(dataset) else dataset
+        for name, dataset in datasets.items()
+    }
+
+
+def _written_in_this_run(dataset: AbstractDataset) -> bool:
+    """True when a versioned dataset already holds the version this run saves."""
+    version = getattr(dataset, "_version", None)
+    if version is None or version.save is None:
+        return False
+    try:
+        path = dataset._get_versioned_path(version.save)  # type: ignore[attr-defined]
+        return bool(dataset._exists_function(str(path)))  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - a dataset that cannot say is written normally
+        return False
+
+
+def _project_hooks(package_name: str | None) -> Any:
+    """A hook manager with the project's own hooks (``settings.HOOKS``) and no plugin hooks.
+
+    Plugins' hooks (kedro-viz's dataset statistics, telemetry) belong to the
+    driver, where Kedro calls their pipeline hooks; on a worker they would
+    only warn that their run never started.
+    """
+    from kedro.framework import project
+    from kedro.framework.hooks.manager import _create_hook_manager, _register_hooks
+
+    hook_manager = _create_hook_manager()
     if package_name is None:
-        return _create_hook_manager()
+        return hook_manager
     # A worker started with `dask worker` has never imported the project's
     # settings; configuring twice with the same package is harmless.
     if project.PACKAGE_NAME != package_name:
         project.configure_project(package_name)
-    hook_manager = _create_hook_manager()
     _register_hooks(hook_manager, project.settings.HOOKS)
-    _register_hooks_entry_points(hook_manager, project.settings.DISABLE_HOOKS_FOR_PLUGINS)
     return hook_manager
 
 

@@ -19,6 +19,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ TAG_PARENT_RUN_ID = "mlflow.parentRunId"
 TAG_HOST = "kedro.host"
 TAG_PID = "kedro.pid"
 TAG_PID_STARTED = "kedro.pid_started"
+# Which Dask worker (its address) or process (host:pid) trained the model.
+TAG_WORKER = "activation_compare.worker"
 # Tags of the parent that every child copies (what the UI filters and groups by).
 INHERITED_TAGS = (
     TAG_KEDRO_RUN_ID,
@@ -101,7 +104,7 @@ def git_commit(project_path: Path) -> str | None:
 
 def process_tags() -> dict[str, str]:
     """Which process owns a run, so a later run can tell a dead owner from a live one."""
-    tags = {TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid())}
+    tags = {TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid()), TAG_WORKER: _worker()}
     try:
         import psutil
 
@@ -109,6 +112,17 @@ def process_tags() -> dict[str, str]:
     except Exception:  # noqa: BLE001 - the pid alone will do
         pass
     return tags
+
+
+def _worker() -> str:
+    """The Dask worker running this task (DaskRunner), else ``host:pid``."""
+    distributed = sys.modules.get("distributed")  # never imported just to ask
+    if distributed is not None:
+        try:
+            return distributed.get_worker().address
+        except ValueError:  # this thread is not a Dask worker's
+            pass
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def pipeline_tags(run_params: Mapping[str, Any], pipeline_name: str, project_path: Path) -> dict[str, str]:
