@@ -22,7 +22,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
-from conftest import KEDRO, copy_project
+from conftest import KEDRO, copy_project, run_output
 
 PROCESSES = 3
 MODELS = 2
@@ -36,24 +36,32 @@ _LOGGER_SCRIPT = textwrap.dedent(
     from kedro.pipeline import Node, Pipeline
     from kedro.runner import SequentialRunner
     from activation_compare import training_events
+    from activation_compare.identity import ComparePlan, Step
     from activation_compare.tracking import MlflowTrackingHook
 
     session, start_at, models, epochs = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    # The default parameters' plan (relu, rrelu; seed 0), named by the contract.
+    plan = ComparePlan.of(["relu", "rrelu"][:models], [0])
 
-    def train(x):
-        for epoch in range(epochs):
-            training_events.publish(training_events.EpochEnd(epoch, epochs, {"loss": 1.0 / (epoch + 1)}))
-        return x
+    def trainer(key):
+        def train(x):
+            for epoch in range(1, epochs + 1):
+                training_events.publish(training_events.EpochEnd(key, epoch, epochs, {"loss": 1.0 / epoch}))
+            return x
+        return train
 
-    pipeline = sum(
-        (Pipeline([Node(lambda x: x, "data", "untrained_seed0", name="build_model_seed0_node"),
-                   Node(train, "untrained_seed0", "trained_seed0", name="train_model_seed0_node", tags=["training"])],
-                  namespace=f"act{i}", inputs={"data"}) for i in range(models)),
-        start=Pipeline([]),
-    )
+    pipeline = Pipeline([
+        node
+        for key in plan.models
+        for node in (
+            Node(lambda x: x, "data", f"{key.name}_untrained", name=key.node(Step.BUILD)),
+            Node(trainer(key), f"{key.name}_untrained", f"{key.name}_trained", name=key.node(Step.TRAIN),
+                 tags=["training"]),
+        )
+    ])
     manager = _create_hook_manager()
     manager.register(MlflowTrackingHook())
-    catalog = DataCatalog({"data": MemoryDataset(1)})
+    catalog = DataCatalog({"data": MemoryDataset(1), "parameters": MemoryDataset({})})
     run_params = {"run_id": session, "project_path": ".", "env": "test", "pipeline_names": ["fake"]}
     while time.time() < start_at:  # all processes open the (new) store at the same moment
         time.sleep(0.001)
@@ -94,7 +102,7 @@ def test_processes_starting_together_on_a_new_sqlite_store_are_all_recorded(tmp_
         assert len(children) == MODELS
         for child in children:
             steps = sorted(m.step for m in client.get_metric_history(child.info.run_id, "loss"))
-            assert steps == list(range(EPOCHS)), (session, child.info.run_name)
+            assert steps == list(range(1, EPOCHS + 1)), (session, child.info.run_name)
 
 
 def _env() -> dict[str, str]:
@@ -128,7 +136,7 @@ def test_two_kedro_runs_at_once_on_one_project_both_finish_and_train_each_model_
             assert child.info.status == "FINISHED"
             for key in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s"):
                 steps = sorted(m.step for m in client.get_metric_history(child.info.run_id, key))
-                assert steps == [0, 1], (child.info.run_name, key)
+                assert steps == [1, 2], (child.info.run_name, key)
             assert "test_accuracy" in child.data.metrics
             training.setdefault(child.info.run_name, []).append(child.data.tags["kedro.training"])
     # Each model trained by one run, reused by the other (which waited for its lock
@@ -136,9 +144,15 @@ def test_two_kedro_runs_at_once_on_one_project_both_finish_and_train_each_model_
     assert {name: sorted(kinds) for name, kinds in training.items()} == {
         "relu-seed0": ["reused", "trained"], "rrelu-seed0": ["reused", "trained"]
     }
+    outputs = project / "data" / "smoke"
     for model in ("relu_seed0", "rrelu_seed0"):
-        folder = project / "data/06_models/checkpoints" / model
-        assert sorted(p.name for p in folder.iterdir()) == [".lock", "epoch-0001.npz", "state.json"]
-        history = pd.read_csv(project / "data/07_model_output" / f"{model}_history.csv")
-        assert history["epoch"].tolist() == [0, 1]
+        # One training fingerprint, one checkpoint folder, trained once.
+        (folder,) = (outputs / "06_models/checkpoints" / model).iterdir()
+        assert sorted(p.name for p in folder.iterdir()) == [".lock", "epoch-0002.npz", "state.json"]
+        # Each run saved its own history (the reused model's is the trained one's).
+        versions = sorted((outputs / "07_model_output" / f"{model}_history.csv").iterdir())
+        assert len(versions) == 2
+        histories = [pd.read_csv(run_output(v.parent, v.name)) for v in versions]
+        assert [h["epoch"].tolist() for h in histories] == [[1, 2], [1, 2]]
+        pd.testing.assert_frame_equal(histories[0], histories[1])
     assert not [p for p in (project / "data").rglob("*") if p.name.startswith(".") and p.name.endswith(".tmp")]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import PROJECT_ROOT, copy_project, kedro_cli
+from conftest import PROJECT_ROOT, copy_project, kedro_cli, run_output
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -111,7 +111,7 @@ def test_notebook_runs_on_the_latest_smoke_run(
     assert f"Project: {smoke_project.resolve()}" in text
     assert "4 models: activations ['relu', 'rrelu'], seeds [0, 1], 2 epochs" in text
     # The statistical verdict, with its interval, from comparison_summary.json.
-    summary = json.loads((smoke_project / "data" / "08_reporting" / "comparison_summary.json").read_text())
+    summary = json.loads(run_output(smoke_project / "data" / "smoke" / "08_reporting" / "comparison_summary.json").read_text())
     verdict = summary["comparisons"]["rrelu"]["verdict"]
     assert "95% CI [" in verdict and verdict in text
     # Accuracy curves (two panels), confusion matrices, MLflow curves: rendered figures.

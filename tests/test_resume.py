@@ -11,7 +11,11 @@ One chain of three real ``kedro run --env smoke`` processes on one project copy
    run is left RUNNING too);
 3. the same command: relu is reused (not trained again), rrelu resumes; both
    MLflow runs are the ones of the earlier processes, continued, and both
-   histories and runs have epochs 0..E-1 exactly once.
+   histories and runs have epochs 1..E exactly once.
+
+Each model has one checkpoint folder here (one training fingerprint):
+``data/smoke/06_models/checkpoints/<model>/<fingerprint>/``; each run's files
+are Kedro versions named after the run.
 """
 
 from __future__ import annotations
@@ -32,12 +36,13 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
 import activation_compare.layers  # noqa: F401 - registers RReLU for loading
-from conftest import KEDRO, copy_project
+from conftest import KEDRO, copy_project, run_output
 
 EPOCHS = 4
 ARGS = ("run", "--env", "smoke", "--pipeline=compare", "--params", f"training.epochs={EPOCHS}")
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s")
 EXPERIMENT = "activation-compare-smoke"
+OUTPUTS = Path("data/smoke")  # conf/smoke/globals.yml
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -64,11 +69,23 @@ def _start(project: Path, name: str) -> tuple[subprocess.Popen, Path]:
     return process, log
 
 
+def _folder(project: Path, model: str) -> Path | None:
+    """The model's checkpoint folder (one fingerprint in this test), once it exists."""
+    found = sorted((project / OUTPUTS / "06_models/checkpoints" / model).glob("*/state.json"))
+    assert len(found) <= 1, found
+    return found[0].parent if found else None
+
+
 def _state(project: Path, model: str) -> dict | None:
+    folder = _folder(project, model)
     try:
-        return json.loads((project / "data/06_models/checkpoints" / model / "state.json").read_text())
+        return json.loads((folder / "state.json").read_text()) if folder else None
     except (FileNotFoundError, ValueError):
         return None
+
+
+def _latest(project: Path, relative: str) -> Path:
+    return run_output(project / OUTPUTS / relative)
 
 
 def _wait_for_epochs(process: subprocess.Popen, project: Path, model: str, epochs: int, log: Path) -> dict:
@@ -103,7 +120,7 @@ def chain(tmp_path_factory):
     facts["rc1"] = process.wait(timeout=120)
     facts["log1"] = log.read_text()
     facts["relu_after_1"] = _state(project, "relu_seed0")
-    facts["relu_files_after_1"] = sorted(p.name for p in (project / "data/06_models/checkpoints/relu_seed0").iterdir())
+    facts["relu_files_after_1"] = sorted(p.name for p in _folder(project, "relu_seed0").iterdir())
 
     # 2. Same command: relu resumes; SIGKILL mid-epoch once rrelu has two epochs.
     process, log = _start(project, "run2")
@@ -113,18 +130,21 @@ def chain(tmp_path_factory):
     facts["rc2"] = process.wait(timeout=60)
     facts["log2"] = log.read_text()
     facts["rrelu_after_2"] = _state(project, "rrelu_seed0")
-    relu_outputs = {
-        "history": project / "data/07_model_output/relu_seed0_history.csv",
-        "state": project / "data/06_models/checkpoints/relu_seed0/state.json",
+    relu_state = _folder(project, "relu_seed0") / "state.json"
+    facts["relu_after_2"] = {
+        "history": _sha(_latest(project, "07_model_output/relu_seed0_history.csv")),
+        "state": (_sha(relu_state), relu_state.stat().st_mtime_ns),
     }
-    facts["relu_after_2"] = {k: (_sha(p), p.stat().st_mtime_ns) for k, p in relu_outputs.items()}
-    facts["relu_weights_after_2"] = keras.saving.load_model(project / "data/06_models/relu_seed0.keras").get_weights()
+    facts["relu_weights_after_2"] = keras.saving.load_model(_latest(project, "06_models/relu_seed0.keras")).get_weights()
 
     # 3. Same command, to the end.
     result = subprocess.run([KEDRO, *ARGS], cwd=project, env=_env(), capture_output=True, text=True, timeout=600)
     facts["rc3"] = result.returncode
     facts["log3"] = result.stdout + result.stderr
-    facts["relu_after_3"] = {k: (_sha(p), p.stat().st_mtime_ns) for k, p in relu_outputs.items()}
+    facts["relu_after_3"] = {
+        "history": _sha(_latest(project, "07_model_output/relu_seed0_history.csv")),
+        "state": (_sha(relu_state), relu_state.stat().st_mtime_ns),
+    }
     facts["seconds"] = time.monotonic() - started
     assert facts["rc3"] == 0, facts["log3"][-5000:]
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
@@ -147,12 +167,12 @@ def test_sigterm_ends_runs_killed_and_keeps_the_checkpoint(chain):
     assert "SIGTERM received" in chain["log1"]
     state = chain["relu_after_1"]
     assert state["status"] == "training" and 1 <= state["epochs_done"] < EPOCHS
-    assert [row["epoch"] for row in state["history"]] == list(range(state["epochs_done"]))
+    assert [row["epoch"] for row in state["history"]] == list(range(1, state["epochs_done"] + 1))
     assert state["weights"] in chain["relu_files_after_1"]
     first_parent = chain["parents"][0]
     assert first_parent.info.status == "KILLED"
     # relu's run, KILLED by SIGTERM, was continued by the next kedro run.
-    relu_run = next(c for c in chain["children"] if c.info.run_id == state["mlflow_run_id"])
+    relu_run = next(c for c in chain["children"] if c.info.run_name == "relu-seed0")
     assert first_parent.data.tags["kedro.run_id"] in relu_run.data.tags["kedro.previous_run_ids"].split(",")
     assert first_parent.data.tags["kedro.resumed_in_run_id"] == chain["parents"][1].info.run_id
 
@@ -166,8 +186,8 @@ def test_sigkill_then_rerun_resumes_rrelu_from_its_last_epoch(chain):
     assert "relu_seed0: already trained" in log
 
     project = chain["project"]
-    history = pd.read_csv(project / "data/07_model_output/rrelu_seed0_history.csv")
-    assert history["epoch"].tolist() == list(range(EPOCHS))
+    history = pd.read_csv(_latest(project, "07_model_output/rrelu_seed0_history.csv"))
+    assert history["epoch"].tolist() == list(range(1, EPOCHS + 1))
     # The epochs trained before the kill are kept as they were, not trained again.
     before = pd.DataFrame(killed["history"])
     done = killed["epochs_done"]
@@ -178,13 +198,13 @@ def test_sigkill_then_rerun_resumes_rrelu_from_its_last_epoch(chain):
 
 def test_checkpoints_of_finished_models_are_cleaned(chain):
     for model in ("relu_seed0", "rrelu_seed0"):
-        folder = chain["project"] / "data/06_models/checkpoints" / model
+        folder = _folder(chain["project"], model)
         state = _state(chain["project"], model)
         assert state["status"] == "finished" and state["epochs_done"] == EPOCHS
         # What reusing it needs (the last weights and state.json) and the lock file; no
         # earlier epochs, no temporary files of the killed writes.
         assert sorted(p.name for p in folder.iterdir()) == sorted(
-            [".lock", "state.json", f"epoch-{EPOCHS - 1:04d}.npz"]
+            [".lock", "state.json", f"epoch-{EPOCHS:04d}.npz"]
         )
 
 
@@ -196,9 +216,9 @@ def test_mlflow_runs_are_continued_with_every_epoch_once(chain):
     # The SIGKILLed parent was ended KILLED by the run that resumed its models.
     assert second.data.tags["kedro.resumed_in_run_id"] == last.info.run_id
     # One run per model across the three processes, each continued where it stopped.
-    relu_id = chain["relu_after_1"]["mlflow_run_id"]
-    rrelu_id = chain["rrelu_before_kill"]["mlflow_run_id"]
-    assert sorted(c.info.run_id for c in children) == sorted([relu_id, rrelu_id])
+    assert sorted(c.info.run_name for c in children) == ["relu-seed0", "rrelu-seed0"]
+    relu_id, rrelu_id = (next(c.info.run_id for c in children if c.info.run_name == name)
+                         for name in ("relu-seed0", "rrelu-seed0"))
     for run_id, sessions in ((relu_id, [first, second]), (rrelu_id, [second])):
         run = client.get_run(run_id)
         tags = run.data.tags
@@ -209,19 +229,19 @@ def test_mlflow_runs_are_continued_with_every_epoch_once(chain):
         assert tags["kedro.previous_parent_run_id"] == second.info.run_id
         assert tags["kedro.training"] == "resumed"
         for key in EPOCH_METRICS:
-            assert _steps(client, run_id, key) == list(range(EPOCHS)), (run.info.run_name, key)
+            assert _steps(client, run_id, key) == list(range(1, EPOCHS + 1)), (run.info.run_name, key)
         assert _steps(client, run_id, "test_accuracy") == [0]
         assert 0.0 <= run.data.metrics["test_accuracy"] <= 1.0
     # Logged curve == the Kedro history, step for step.
-    history = pd.read_csv(chain["project"] / "data/07_model_output/rrelu_seed0_history.csv")
+    history = pd.read_csv(_latest(chain["project"], "07_model_output/rrelu_seed0_history.csv"))
     logged = sorted(client.get_metric_history(rrelu_id, "val_accuracy"), key=lambda m: m.step)
     assert [m.value for m in logged] == pytest.approx(history["val_accuracy"].tolist())
 
 
 def test_finished_model_is_not_trained_again(chain):
     after_2, after_3 = chain["relu_after_2"], chain["relu_after_3"]
-    assert after_3["history"][0] == after_2["history"][0]  # same history file content
+    assert after_3["history"] == after_2["history"]  # the same history, saved again by run 3
     assert after_3["state"] == after_2["state"]  # checkpoint untouched (content and mtime)
-    weights = keras.saving.load_model(chain["project"] / "data/06_models/relu_seed0.keras").get_weights()
+    weights = keras.saving.load_model(_latest(chain["project"], "06_models/relu_seed0.keras")).get_weights()
     for saved, now in zip(chain["relu_weights_after_2"], weights):
         np.testing.assert_array_equal(saved, now)

@@ -9,9 +9,9 @@ from activation_compare.pipelines.reporting.nodes import (
     TABLE_COLUMNS,
     compare_activations,
     paired_difference,
-    plot_model_figures,
     verdict,
 )
+from activation_compare.pipelines.reporting.figures import plot_model_figures
 
 
 def _report(activation, seed, test_accuracy, epochs=3):
@@ -90,3 +90,38 @@ def test_model_figures_are_figures():
     curves, confusion = plot_model_figures(_report("rrelu", 0, 0.6))
     assert isinstance(curves, Figure) and isinstance(confusion, Figure)
     assert len(curves.axes[0].lines) == 2
+
+
+def test_the_rigorous_report_says_the_chosen_rate_and_why():
+    from activation_compare.pipelines.reporting.nodes import compare_rigorous
+
+    selections = [
+        {"activation": a, "learning_rate": rate, "reason": f"{a} because", "rule": "the rule",
+         "trials": [{"learning_rate": rate, "best_val_accuracy": 0.6, "best_epoch": 2, "epochs": 3,
+                     "diverged": False}]}
+        for a, rate in (("relu", 0.001), ("rrelu", 0.003))
+    ]
+    reports = [_report(a, s, 0.6 + s / 100) for a in ("relu", "rrelu") for s in (0, 1)]
+    params = CompareParams(protocol="rigorous")
+    table, markdown, figure, summary = compare_rigorous(params, *selections, *reports, selections=2)
+    assert table["learning_rate"].tolist() == [0.001, 0.001, 0.003, 0.003]
+    assert summary["protocol"] == "rigorous"
+    assert summary["tuning"]["rrelu"]["learning_rate"] == 0.003
+    assert summary["tuning"]["relu"]["reason"] == "relu because"
+    assert summary["comparisons"]["rrelu"]["n"] == 2  # the paired comparison, as before
+    assert "| rrelu | 0.003 | rrelu because |" in markdown and "learning_rate" in markdown
+    assert isinstance(figure, Figure)
+
+
+def test_model_figures_have_whole_epoch_ticks_numbered_from_one():
+    from activation_compare.pipelines.reporting.figures import plot_model_figures
+
+    report = {
+        "activation": "relu", "seed": 0, "test_accuracy": 0.5,
+        "curves": {"epoch": [1, 2], "accuracy": [0.3, 0.5], "val_accuracy": [0.4, 0.5]},
+        "confusion_matrix": [[1, 0], [0, 1]], "class_names": ["a", "b"],
+    }
+    curves, _ = plot_model_figures(report)
+    curves.canvas.draw()
+    ticks = [t for t in curves.axes[0].get_xticks() if 1 <= t <= 2]
+    assert ticks == [1.0, 2.0]

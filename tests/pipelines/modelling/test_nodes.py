@@ -1,0 +1,86 @@
+"""Modelling nodes on tiny data, and one model's slice of the pipeline on an in-memory catalog."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from activation_compare.datasets.atomic import AtomicCSVDataset, AtomicJSONDataset, AtomicMatplotlibDataset
+from activation_compare.datasets.synthetic import make_images
+from activation_compare.datasets.types import CIFAR10_CLASSES, LabelledImages
+from activation_compare.identity import ComparePlan, ModelKey, Role
+from activation_compare.params import ModelParams, TrainingParams
+from activation_compare.pipelines.modelling import create_pipeline
+from activation_compare.pipelines.modelling.nodes import build_model, evaluate_model, train_model
+from activation_compare.training_state import Checkpoints
+
+KEY = ModelKey("relu", 0)
+
+
+def _images(n: int, seed: int) -> LabelledImages:
+    raw = make_images(n, np.random.default_rng(seed))
+    return LabelledImages(raw.images.astype(np.float32) / np.float32(255.0), raw.labels)
+
+
+def test_build_model_names_the_model_after_its_key():
+    model = build_model({"type": "relu"}, ModelParams(), key=KEY)
+    assert model.name == "seed_cnn_relu_seed0"
+    assert model.count_params() == 42442
+
+
+def test_evaluate_model_scores_the_test_set_and_numbers_epochs_from_one():
+    model = build_model({"type": "relu"}, ModelParams(), key=KEY)
+    test = _images(30, 1)
+    history = pd.DataFrame({
+        "epoch": [1, 2, 3], "loss": [2.0, 1.5, 1.2], "accuracy": [0.2, 0.4, 0.5],
+        "val_loss": [2.1, 1.4, 1.6], "val_accuracy": [0.3, 0.6, 0.5], "epoch_time_s": [1.0, 1.0, 1.0],
+    })
+    report = evaluate_model(model, history, test, list(CIFAR10_CLASSES), key=KEY)
+    predicted = model.predict(test.images, verbose=0).argmax(axis=1)
+    assert report["test_accuracy"] == pytest.approx(float((predicted == test.labels).mean()))
+    assert (report["model"], report["activation"], report["seed"]) == ("relu_seed0", "relu", 0)
+    assert report["best_epoch"] == 2 and report["best_val_accuracy"] == 0.6
+    assert report["curves"]["epoch"] == [1, 2, 3]
+    assert np.asarray(report["confusion_matrix"]).sum() == 30
+    assert report["train_test_gap"] == pytest.approx(0.5 - report["test_accuracy"])
+
+
+def test_train_model_refuses_a_batch_larger_than_the_training_set():
+    model = build_model({"type": "relu"}, ModelParams(), key=KEY)
+    data = _images(20, 0)
+    with pytest.raises(ValueError, match=r"training.batch_size=50 is larger than the training set \(20 images\)"):
+        train_model(model, data, data, TrainingParams(epochs=1, batch_size=50, verbose=0), key=KEY)
+
+
+def test_one_model_through_the_pipeline_on_an_in_memory_catalog(tmp_path):
+    """build → train (checkpointed) → evaluate → figures, as Kedro runs it."""
+    plan = ComparePlan((KEY,))
+    train, test = _images(60, 0), _images(30, 1)
+    catalog = DataCatalog({
+        "train_set": MemoryDataset(train, copy_mode="assign"),
+        "validation_set": MemoryDataset(test, copy_mode="assign"),
+        "test_set": MemoryDataset(test, copy_mode="assign"),
+        "class_names": MemoryDataset(list(CIFAR10_CLASSES)),
+        "params:activations.relu": MemoryDataset({"type": "relu"}),
+        "params:model": MemoryDataset(ModelParams()),
+        "params:training": MemoryDataset(TrainingParams(epochs=2, batch_size=10, verbose=0)),
+        KEY.dataset(Role.CHECKPOINTS): MemoryDataset(Checkpoints(tmp_path / "relu_seed0"), copy_mode="assign"),
+        KEY.dataset(Role.UNTRAINED_MODEL): MemoryDataset(copy_mode="assign"),
+        KEY.dataset(Role.MODEL): MemoryDataset(copy_mode="assign"),
+        # Files, as in the project's catalog: the runner releases in-memory data once used.
+        KEY.dataset(Role.HISTORY): AtomicCSVDataset(filepath=str(tmp_path / "history.csv"), save_args={"index": False}),
+        KEY.dataset(Role.REPORT): AtomicJSONDataset(filepath=str(tmp_path / "report.json")),
+        KEY.dataset(Role.ACCURACY_CURVES): AtomicMatplotlibDataset(filepath=str(tmp_path / "curves.png")),
+    })
+    SequentialRunner().run(create_pipeline(plan), catalog)
+    history = catalog.load(KEY.dataset(Role.HISTORY))
+    report = catalog.load(KEY.dataset(Role.REPORT))
+    assert history["epoch"].tolist() == [1, 2]
+    # The validation set is the test set: the report agrees with the last epoch.
+    assert report["test_accuracy"] == pytest.approx(history["val_accuracy"].iloc[-1], abs=1e-6)
+    (folder,) = Checkpoints(tmp_path / "relu_seed0").folders()
+    assert sorted(p.name for p in folder.iterdir()) == [".lock", "epoch-0002.npz", "state.json"]
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
