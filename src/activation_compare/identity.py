@@ -47,6 +47,18 @@ CLASS_NAMES = "class_names"
 # The comparison over all models (the reporting pipeline).
 COMPARE_NODE = "compare_activations_node"
 
+# The rigorous protocol's learning-rate choice, one per activation, inside its
+# namespace: ``tuning_name(activation, SELECT_NODE)`` is ``relu.select_learning_rate_node``.
+SELECT_NODE = "select_learning_rate_node"
+# The chosen learning rate (a float) and the record of why (every trial's score).
+LEARNING_RATE = "learning_rate"
+LEARNING_RATE_SELECTION = "learning_rate_selection"
+
+
+def tuning_name(activation: str, local: str) -> str:
+    """The full name of an activation's tuning node or dataset, e.g. ``relu.learning_rate``."""
+    return f"{activation}.{local}"
+
 
 class Role(StrEnum):
     """What a per-model dataset holds; its catalog name is ``key.dataset(role)``."""
@@ -58,6 +70,8 @@ class Role(StrEnum):
     REPORT = "report"
     ACCURACY_CURVES = "accuracy_curves"
     CONFUSION_MATRIX = "confusion_matrix"
+    # A tuning trial's score on the validation split (rigorous protocol).
+    TRIAL_SCORE = "trial_score"
 
 
 class Step(StrEnum):
@@ -67,6 +81,8 @@ class Step(StrEnum):
     TRAIN = "train_model"
     EVALUATE = "evaluate_model"
     PLOT = "plot_model_figures"
+    # A tuning trial's score from its validation curve (rigorous protocol).
+    SCORE = "score_trial"
 
 
 class ComparisonOutput(StrEnum):
@@ -84,6 +100,8 @@ TAG_MODEL = "activation_compare.model"
 TAG_ACTIVATION = "activation"
 TAG_SEED = "seed"
 TAG_TRIAL = "trial"
+# The MLflow run that holds one activation's tuning trials (rigorous protocol).
+TAG_TUNING = "activation_compare.tuning"
 
 
 @dataclass(frozen=True, order=True)
@@ -169,6 +187,8 @@ class ComparePlan:
 
     models: tuple[ModelKey, ...]
     baseline: str | None = None
+    # "original" or "rigorous" (compare.protocol): whether the models include tuning trials.
+    protocol: str = "original"
     _by_node: Mapping[str, tuple[ModelKey, Step]] = field(init=False, repr=False, compare=False)
     _by_dataset: Mapping[str, tuple[ModelKey, Role]] = field(
         init=False, repr=False, compare=False
@@ -193,8 +213,25 @@ class ComparePlan:
 
     @classmethod
     def from_params(cls, params: Any) -> ComparePlan:
-        """The plan of a run with these validated parameters (``params.ProjectParameters``)."""
-        return cls.of(params.compare.activations, params.training.seeds, params.compare.baseline)
+        """The plan of a run with these validated parameters (``params.ProjectParameters``).
+
+        Under ``compare.protocol=rigorous`` every activation first has one trial
+        model per ``tuning.learning_rates`` entry (trial ``i`` trains with the
+        ``i``-th rate, seed ``tuning.seed``), then its final models.
+        """
+        plan = cls.of(params.compare.activations, params.training.seeds, params.compare.baseline)
+        if params.compare.protocol != "rigorous":
+            return plan
+        trials = range(len(params.tuning.learning_rates))
+        models = [
+            key
+            for activation in params.compare.activations
+            for key in (
+                *(ModelKey(activation, params.tuning.seed, trial=i) for i in trials),
+                *plan.models_of(activation),
+            )
+        ]
+        return cls(tuple(models), params.compare.baseline, "rigorous")
 
     @property
     def activations(self) -> list[str]:
@@ -204,6 +241,22 @@ class ComparePlan:
     def models_of(self, activation: str) -> list[ModelKey]:
         """The models of one activation (one namespace)."""
         return [key for key in self.models if key.activation == activation]
+
+    @property
+    def final_models(self) -> list[ModelKey]:
+        """The models the comparison is made on (every model but the tuning trials)."""
+        return [key for key in self.models if key.trial is None]
+
+    def trials_of(self, activation: str) -> list[ModelKey]:
+        """The tuning trials of one activation, by trial index (none under the original protocol)."""
+        return sorted((k for k in self.models_of(activation) if k.trial is not None), key=lambda k: k.trial)
+
+    def tuning_node(self, name: str) -> str | None:
+        """The activation whose learning-rate choice the node ``name`` is, else None."""
+        for activation in self.activations:
+            if self.trials_of(activation) and name == tuning_name(activation, SELECT_NODE):
+                return activation
+        return None
 
     def node(self, name: str) -> tuple[ModelKey, Step] | None:
         """The model and step of a node, by the node's full name; None for shared nodes."""

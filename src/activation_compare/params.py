@@ -53,6 +53,18 @@ def _split_words(value: Any) -> Any:
     return value
 
 
+def _split_floats(value: Any) -> Any:
+    words = _split_words(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [value]
+    if isinstance(value, str):
+        try:
+            return [float(word) for word in words]
+        except ValueError:
+            raise ValueError(f"expected numbers separated by spaces, got {value!r}") from None
+    return words
+
+
 def _split_ints(value: Any) -> Any:
     words = _split_words(value)
     if isinstance(value, str):
@@ -188,13 +200,21 @@ class TrainingParams(_Strict):
         return seeds
 
 
+PROTOCOLS = ("original", "rigorous")
+
+
 class CompareParams(_Strict):
-    """Which activations are compared, and against which baseline."""
+    """Which activations are compared, against which baseline, and under which protocol."""
 
     # Not empty: checked in ProjectParameters, whose message lists the defined names.
     activations: list[str] = Field(default_factory=lambda: ["relu", "rrelu"])
     baseline: str = "relu"
     confidence_level: float = Field(default=0.95, gt=0.0, lt=1.0)
+    # original: one learning rate for all, data.validation_split decides the validation
+    # data (the test set by default), as the original experiment. rigorous: a validation
+    # split carved from the training set, the learning rate tuned per activation on it
+    # (``tuning``), the best validation epoch kept, the test set read once at the end.
+    protocol: Literal[PROTOCOLS] = "original"  # type: ignore[valid-type]
 
     _activations_from_text = field_validator("activations", mode="before")(_split_words)
 
@@ -213,6 +233,34 @@ class CompareParams(_Strict):
         return names
 
 
+class TuningParams(_Strict):
+    """The learning-rate search of the rigorous protocol (``compare.protocol=rigorous``).
+
+    Per activation, one trial model per learning rate, trained on the training set
+    less a stratified validation split of ``validation_size`` images and scored by
+    its best validation accuracy; the best rate trains the final models.
+    """
+
+    learning_rates: list[Annotated[float, Field(gt=0.0)]] = Field(
+        default_factory=lambda: [0.0003, 0.001, 0.003], min_length=1
+    )
+    # Epochs of every trial; None: training.epochs.
+    epochs: Annotated[int, Field(gt=0)] | None = None
+    # The seed of every trial model (its weights and batch order).
+    seed: StrictInt = 0
+    # Images held out of the training set as validation data (stratified by class).
+    validation_size: Annotated[int, Field(gt=0)] = 5000
+
+    _rates_from_text = field_validator("learning_rates", mode="before")(_split_floats)
+
+    @field_validator("learning_rates")
+    @classmethod
+    def _distinct_rates(cls, rates: list[float]) -> list[float]:
+        if len(set(rates)) != len(rates):
+            raise ValueError(f"learning rates must be distinct, got {rates}")
+        return rates
+
+
 class ProjectParameters(_Strict):
     """The whole parameter tree."""
 
@@ -224,6 +272,7 @@ class ProjectParameters(_Strict):
         validate_default=True,
     )
     compare: CompareParams = CompareParams()
+    tuning: TuningParams = TuningParams()
 
     @model_validator(mode="after")
     def _compared_activations_are_defined(self) -> ProjectParameters:
@@ -244,6 +293,8 @@ class ProjectParameters(_Strict):
                 f"compare.baseline={self.compare.baseline!r} is not one of "
                 f"compare.activations={self.compare.activations}"
             )
+        if self.compare.protocol == "rigorous":
+            _check_rigorous(self)
         if self.data.source == "image_folder" and not self.data.path:
             raise ValueError(
                 "data.source='image_folder' needs data.path: a folder or .tar.gz "
@@ -257,6 +308,22 @@ class ProjectParameters(_Strict):
         return (
             len(self.compare.activations) > 1
             and self.compare.baseline not in self.compare.activations
+        )
+
+
+def _check_rigorous(params: ProjectParameters) -> None:
+    """What the rigorous protocol cannot run with, as far as the parameters alone tell."""
+    if params.data.validation_split:
+        raise ValueError(
+            f"data.validation_split={params.data.validation_split} cannot be used with "
+            "compare.protocol='rigorous', which holds out tuning.validation_size="
+            f"{params.tuning.validation_size} training images itself; set data.validation_split=0"
+        )
+    limit = params.data.limit_train
+    if limit is not None and params.tuning.validation_size >= limit:
+        raise ValueError(
+            f"tuning.validation_size={params.tuning.validation_size} leaves no training images "
+            f"of data.limit_train={limit}; expected fewer than {limit}"
         )
 
 
@@ -307,9 +374,12 @@ def _suggestion(location: str) -> str:
         candidates = [
             f"{head}.{field}" for spec in _ACTIVATION_SPECS for field in spec.model_fields
         ]
-    close = difflib.get_close_matches(location, candidates, n=1, cutoff=0.6)
-    if not close:  # a right name in the wrong section: training.learning_rate
-        leaf = parts[-1]
+    leaf = parts[-1]
+    # A right name in the wrong place of its section (training.learning_rate) first:
+    # a similar name of another section (tuning.learning_rates) is a worse guess.
+    close = [p for p in candidates if p.split(".")[0] == parts[0] and p.split(".")[-1] == leaf][:1]
+    close = close or difflib.get_close_matches(location, candidates, n=1, cutoff=0.6)
+    if not close:  # a right name in the wrong section
         close = [path for path in candidates if path.split(".")[-1] == leaf][:1]
     return f"; did you mean {close[0]}?" if close else ""
 
@@ -327,18 +397,23 @@ def _describe_error(error: dict[str, Any]) -> str:
     return f"{location}{shown}: {message}"
 
 
-def training_images(data: DataParams, source_images: int | None) -> int | None:
+def training_images(
+    data: DataParams, source_images: int | None, held_out: int | None = None
+) -> int | None:
     """How many images a run trains on, from the source's count and ``data.*``, if known.
 
     ``data.limit_train`` caps the count; ``data.validation_split`` holds out a
     fraction of it (rounded per class at run time, so this is the count to within
-    a few images).
+    a few images), or ``held_out`` images (the rigorous protocol's
+    ``tuning.validation_size``) are held out.
     """
     images = source_images
     if data.limit_train is not None:
         images = data.limit_train if images is None else min(images, data.limit_train)
     if images is None:
         return None
+    if held_out is not None:
+        return images - held_out
     return images - round(images * data.validation_split)
 
 
@@ -354,7 +429,18 @@ def check_batch_size(params: ProjectParameters, source_images: int | None) -> No
         InvalidParametersError: naming training.batch_size, the training set's size
             and where that size comes from.
     """
-    images = training_images(params.data, source_images)
+    rigorous = params.compare.protocol == "rigorous"
+    held_out = params.tuning.validation_size if rigorous else None
+    images = training_images(params.data, source_images, held_out)
+    if rigorous and images is not None and images <= 0:
+        available = images + params.tuning.validation_size
+        raise InvalidParametersError(
+            "Invalid parameters (1):\n"
+            f"  - tuning.validation_size = {params.tuning.validation_size}: leaves no training "
+            f"images of the {available:,} the run has (data.source={params.data.source!r}"
+            + (f", data.limit_train={params.data.limit_train}" if params.data.limit_train else "")
+            + f"); expected fewer than {available:,}\n{_WHERE_PARAMETERS_LIVE}"
+        )
     if images is None or params.training.batch_size <= images:
         return
     data = params.data
@@ -365,6 +451,8 @@ def check_batch_size(params: ProjectParameters, source_images: int | None) -> No
         origin.append(f"data.limit_train={data.limit_train}")
     if data.validation_split:
         origin.append(f"data.validation_split={data.validation_split}")
+    if rigorous:
+        origin.append(f"tuning.validation_size={held_out} held out")
     raise InvalidParametersError(
         "Invalid parameters (1):\n"
         f"  - training.batch_size = {params.training.batch_size}: larger than the "

@@ -43,8 +43,14 @@ def run_parameters() -> ProjectParameters:
 def create_pipelines(plan: ComparePlan) -> dict[str, Pipeline]:
     """The project's pipelines for one compare plan (see :func:`register_pipelines`)."""
     ingestion = data_ingestion.create_pipeline()
-    processing = ingestion + data_processing.create_pipeline()
-    models = processing + modelling.create_pipeline(plan)
+    if plan.protocol == "rigorous":
+        # Validation held out of the training set, learning rates tuned on it (README,
+        # "The rigorous protocol"); the test set feeds the final evaluations only.
+        processing = ingestion + data_processing.create_rigorous_pipeline()
+        models = processing + modelling.create_rigorous_pipeline(plan)
+    else:
+        processing = ingestion + data_processing.create_pipeline()
+        models = processing + modelling.create_pipeline(plan)
     compare = models + reporting.create_pipeline(plan)
     return {
         "__default__": compare,

@@ -32,7 +32,17 @@ from typing import TYPE_CHECKING, Any
 from kedro.framework.hooks import hook_impl
 
 from activation_compare import training_events
-from activation_compare.identity import COMPARE_NODE, TRAIN_SET, ComparePlan, ModelKey, Role, Step
+from activation_compare.identity import (
+    COMPARE_NODE,
+    LEARNING_RATE,
+    LEARNING_RATE_SELECTION,
+    TRAIN_SET,
+    ComparePlan,
+    ModelKey,
+    Role,
+    Step,
+    tuning_name,
+)
 from activation_compare.tracking.settings import CONFIG_KEY, TrackingSettings
 from activation_compare.tracking.signals import InterruptGuard
 
@@ -177,7 +187,7 @@ class MlflowTrackingHook:
     def after_node_run(
         self, node: Node, catalog: Any, inputs: dict[str, Any], outputs: dict[str, Any], run_id: str
     ) -> None:
-        from activation_compare.tracking import artifacts, runs
+        from activation_compare.tracking import artifacts, runs, tuning
 
         context = self._context_of(catalog, run_id)
         if context is None:
@@ -188,11 +198,14 @@ class MlflowTrackingHook:
             training = self._stop_training(run_id, node.name)
             if node.name == COMPARE_NODE:
                 artifacts.log_comparison(context.store, context.parent, outputs)
+            activation = context.plan.tuning_node(node.name)
+            if activation is not None:
+                self._log_selection(context, activation, outputs)
             if found is None or found[1] is Step.BUILD:
                 return  # a model's run starts with its training
             key, step = found
             run = (training.run if training else None) or runs.model_run(
-                context.store, context.parent, key, context.parameters
+                context.store, self._parent_of(context, key), key, context.parameters
             )
             self._log_data(context, run, inputs)
             if step is Step.TRAIN:
@@ -201,6 +214,8 @@ class MlflowTrackingHook:
                 role = (context.plan.dataset(name) or (None, None))[1]
                 if role is Role.REPORT:
                     artifacts.log_report(context.store, run, value)
+                elif role is Role.TRIAL_SCORE:
+                    tuning.log_score(context.store, run, value)
                 elif role in artifacts.FIGURE_FILES:
                     artifacts.log_figure(context.store, run.run_id, value, artifacts.FIGURE_FILES[role])
             if node.name in context.tracked.final_nodes:
@@ -223,7 +238,7 @@ class MlflowTrackingHook:
             if found is not None and found[1] is not Step.BUILD:
                 key, _ = found
                 run = (training.run if training else None) or runs.model_run(
-                    context.store, context.parent, key, context.parameters
+                    context.store, self._parent_of(context, key), key, context.parameters
                 )
                 runs.end_run(context.store, run.run_id, "FAILED", error, node.name)
             tags = context.store.client.get_run(context.parent.run_id).data.tags
@@ -286,6 +301,9 @@ class MlflowTrackingHook:
         from activation_compare.tracking import resume, runs
 
         data = runs.data_params(inputs)
+        chosen = inputs.get(tuning_name(key.activation, LEARNING_RATE))
+        if key.trial is None and chosen is not None:  # a rigorous final model: its tuned rate
+            data["training.learning_rate"] = float(chosen)
         training = _Training(threading.get_ident(), [])
 
         def on_start(event: training_events.TrainingStart) -> None:
@@ -293,7 +311,7 @@ class MlflowTrackingHook:
                 return
             try:
                 training.run = resume.settle_training_run(
-                    context.store, context.parent, key, event, context.parameters, data
+                    context.store, self._parent_of(context, key), key, event, context.parameters, data
                 )
             except Exception as exc:  # noqa: BLE001 - tracking never stops training
                 logger.warning("MLflow: could not set up the run of %s: %s", key.run_name, exc)
@@ -303,7 +321,9 @@ class MlflowTrackingHook:
                 return
             try:
                 if training.run is None:
-                    training.run = runs.model_run(context.store, context.parent, key, context.parameters)
+                    training.run = runs.model_run(
+                        context.store, self._parent_of(context, key), key, context.parameters
+                    )
                 runs.log_metrics(context.store, training.run.run_id, event.metrics, step=int(event.epoch))
             except Exception as exc:  # noqa: BLE001 - tracking never stops training
                 logger.warning("MLflow: could not log epoch %s of %s: %s", event.epoch, key.run_name, exc)
@@ -314,6 +334,23 @@ class MlflowTrackingHook:
         ]
         with self._lock:
             self._trainings[(run_id, node_name)] = training
+
+    def _parent_of(self, context: _Context, key: ModelKey) -> RunRef:
+        """The run a model's run nests under: the parent, or its activation's tuning run for a trial."""
+        from activation_compare.tracking import tuning
+
+        return tuning.parent_of(context.store, context.parent, key, context.parameters)
+
+    def _log_selection(self, context: _Context, activation: str, outputs: Mapping[str, Any]) -> None:
+        """An activation's learning-rate choice on its tuning run, which it completes."""
+        from activation_compare.tracking import runs, tuning
+
+        selection = outputs.get(tuning_name(activation, LEARNING_RATE_SELECTION))
+        if selection is None:
+            return
+        run = tuning.tuning_run(context.store, context.parent, activation, context.parameters)
+        tuning.log_selection(context.store, run, selection)
+        runs.end_run(context.store, run.run_id, "FINISHED")
 
     def _stop_training(self, run_id: str, node_name: str) -> _Training | None:
         """Unsubscribe a training node's listeners (from its own thread, where they were subscribed)."""

@@ -226,7 +226,23 @@ def model_params(parameters: Mapping[str, Any], key: ModelKey) -> dict[str, Any]
     params.update({f"activation.{name}": value for name, value in spec.items()})
     shared = shared_params(parameters)
     params.update({k: v for k, v in shared.items() if k not in _COMPARISON_PARAMS})
-    return params
+    params.update(_tuned_params(parameters, key))
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _tuned_params(parameters: Mapping[str, Any], key: ModelKey) -> dict[str, Any]:
+    """Under the rigorous protocol: a trial's own learning rate and epochs; a final model's are chosen later.
+
+    A final model's learning rate is the one its activation's tuning chose, logged
+    when its training starts (it is an input of the training node, not a parameter).
+    """
+    if (parameters.get("compare") or {}).get("protocol") != "rigorous":
+        return {}
+    if key.trial is None:
+        return {"training.learning_rate": None}
+    tuning = parameters.get("tuning") or {}
+    epochs = tuning.get("epochs") or (parameters.get("training") or {}).get("epochs")
+    return {"training.learning_rate": tuning["learning_rates"][key.trial], "training.epochs": epochs}
 
 
 def data_params(inputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import keras
 
@@ -57,3 +57,30 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def on_train_end(self, logs: dict | None = None) -> None:
         self.model._initial_epoch = None
+
+
+class BestWeightsInMemory(keras.callbacks.Callback):
+    """The best validation epoch's weights, in memory: a training without checkpoints.
+
+    The same choice as the checkpoint store (:func:`.store.best_epoch`): the
+    highest ``val_accuracy``, the earliest epoch on ties.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epoch: int | None = None
+        self._value = -math.inf
+        self._weights: list | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value = (logs or {}).get("val_accuracy")
+        if value is not None and math.isfinite(float(value)) and float(value) > self._value:
+            self._value, self.epoch = float(value), epoch + FIRST_EPOCH
+            self._weights = self.model.get_weights()
+
+    def restore(self, model: Any) -> int:
+        """Put the best epoch's weights back into ``model``; return the epoch (from 1)."""
+        if self._weights is None or self.epoch is None:
+            raise FileNotFoundError("no epoch of this training had a validation accuracy")
+        model.set_weights(self._weights)
+        return self.epoch

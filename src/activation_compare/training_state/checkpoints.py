@@ -105,6 +105,10 @@ class TrainingSession:
         frame["epoch"] = frame["epoch"].astype("int64")
         return frame.sort_values("epoch").reset_index(drop=True)
 
+    def restore_best(self, model: Any) -> int:
+        """Give ``model`` the weights of its best validation epoch (kept by the store); return the epoch."""
+        return self.store.restore_best(model, self.record)
+
     def finish(self, history: Any = None) -> Any:
         """Mark the model trained and drop what reusing it does not need.
 
@@ -120,12 +124,23 @@ class TrainingSession:
 
 
 class _Unsaved:
-    """Training without checkpoints (``train_model`` called without a handle)."""
+    """Training without checkpoints (``train_model`` called without a handle).
+
+    The best validation epoch's weights are kept in memory instead, for :meth:`restore_best`.
+    """
 
     mode = Mode.FRESH
     initial_epoch = 0
     done = False
-    callbacks: list[Any] = []
+
+    def __init__(self) -> None:
+        from .callback import BestWeightsInMemory
+
+        self._best = BestWeightsInMemory()
+        self.callbacks: list[Any] = [self._best]
+
+    def restore_best(self, model: Any) -> int:
+        return self._best.restore(model)
 
     def finish(self, history: Any = None) -> Any:
         return history

@@ -8,6 +8,8 @@
                          the fingerprint, every epoch's metrics (epochs from 1)
         epoch-0007.npz   every model variable (weights, RReLU's random state) and every
                          optimizer variable (Adam's moments, its step count) after epoch 7
+        epoch-0004.npz   the same after the best validation epoch so far (``best_weights``
+                         in the record), kept so a model can return to it (rigorous protocol)
 
 The checkpoint is serialised in memory (``numpy.savez``) and written by this
 module, not by Keras/h5py: a full disk then fails with one clear
@@ -82,6 +84,22 @@ def restore_checkpoint(model: Any, path: Path) -> None:
                 variable.assign(value.astype(variable.dtype, copy=False))
 
 
+def best_epoch(history: list[dict[str, Any]]) -> int | None:
+    """The epoch (from 1) of the highest validation accuracy; the earliest on ties.
+
+    The same choice as ``numpy.argmax`` over the history's ``val_accuracy``
+    column, which the evaluation reports as the best epoch.
+    """
+    best: tuple[float, int] | None = None
+    for row in sorted(history, key=lambda r: int(r["epoch"])):
+        value = row.get("val_accuracy")
+        if value is None or not np.isfinite(value):
+            continue
+        if best is None or float(value) > best[0]:
+            best = (float(value), int(row["epoch"]))
+    return None if best is None else best[1]
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
@@ -151,13 +169,35 @@ class CheckpointFolder:
         """
         name = weights_name(epoch)
         atomic_write_bytes(self.directory / name, checkpoint_bytes(model), what="training checkpoint")
-        previous = record.get("weights")
+        previous, previous_best = record.get("weights"), record.get("best_weights")
         record["history"] = [r for r in record["history"] if int(r["epoch"]) < epoch]
         record["history"].append({"epoch": epoch, **row, "time_ms": int(time.time() * 1000)})
-        record.update(epochs_done=epoch, weights=name, status="training")
+        # The best validation epoch's weights stay until a better epoch replaces them.
+        best = best_epoch(record["history"])
+        if best == epoch:
+            record["best_weights"] = name
+        elif record.get("best_epoch") != best:  # not kept (a record written before this was)
+            record["best_weights"] = None
+        record.update(epochs_done=epoch, weights=name, status="training", best_epoch=best)
         self.commit(record)
-        if previous and previous != name:
-            (self.directory / previous).unlink(missing_ok=True)
+        for old in {previous, previous_best} - {None, name, record.get("best_weights")}:
+            (self.directory / old).unlink(missing_ok=True)
+
+    def restore_best(self, model: Any, record: dict[str, Any]) -> int:
+        """Load the best validation epoch's weights into ``model``; return that epoch (from 1).
+
+        Raises:
+            FileNotFoundError: the record keeps no best epoch's weights (no epoch
+                with a validation accuracy, or a checkpoint older than this rule).
+        """
+        name = record.get("best_weights")
+        if not name or not (self.directory / name).is_file():
+            raise FileNotFoundError(
+                f"{self.label}: the checkpoint in {self.directory} does not keep its best "
+                "validation epoch's weights; train it again with --params training.retrain=true"
+            )
+        restore_checkpoint(model, self.directory / name)
+        return int(record["best_epoch"])
 
     def mark_finished(self, record: dict[str, Any]) -> None:
         if record.get("status") != "finished":
@@ -167,7 +207,7 @@ class CheckpointFolder:
 
     def collect_garbage(self, record: dict[str, Any] | None) -> None:
         """Remove what no commit refers to: older epochs, temporary files of a killed write."""
-        keep = {STATE_FILE, LOCK_FILE, (record or {}).get("weights")}
+        keep = {STATE_FILE, LOCK_FILE, (record or {}).get("weights"), (record or {}).get("best_weights")}
         try:
             entries = list(self.directory.iterdir())
         except (FileNotFoundError, NotADirectoryError):

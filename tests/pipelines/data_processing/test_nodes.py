@@ -51,3 +51,33 @@ def test_holdout_too_large_for_a_class_is_rejected():
     train, test = normalize_images(_raw(10)), normalize_images(_raw(10))
     with pytest.raises(ValueError, match="data.validation_split=0.6 leaves no training images"):
         split_validation(train, test, DataParams(validation_split=0.6))
+
+
+# --- the rigorous protocol's validation split -------------------------------------------------
+
+
+def test_rigorous_holdout_has_the_exact_size_stratified_and_disjoint():
+    from activation_compare.params import TuningParams
+    from activation_compare.pipelines.data_processing.nodes import hold_out_validation
+
+    raw = _raw(103)  # classes of 11 and 10 images: shares that do not divide evenly
+    raw.images[:, 0, 0, 0] = np.arange(103)  # a marker per image, to check disjointness
+    train = normalize_images(raw)
+    fit, validation, info = hold_out_validation(train, DataParams(), TuningParams(validation_size=25))
+    assert len(validation) == 25 and len(fit) == 78
+    assert info == {"mode": "holdout", "protocol": "rigorous", "validation_size": 25, "train_size": 78}
+    counts = np.bincount(validation.labels, minlength=10)
+    assert counts.sum() == 25 and counts.max() - counts.min() <= 1
+    markers = lambda split: set(np.rint(split.images[:, 0, 0, 0] * 255).astype(int))  # noqa: E731
+    assert markers(fit).isdisjoint(markers(validation))
+    assert markers(fit) | markers(validation) == set(range(103))
+    again, _, _ = hold_out_validation(train, DataParams(), TuningParams(validation_size=25))
+    np.testing.assert_array_equal(again.images, fit.images)  # deterministic from data.split_seed
+
+
+def test_rigorous_holdout_larger_than_the_training_set_is_rejected():
+    from activation_compare.params import TuningParams
+    from activation_compare.pipelines.data_processing.nodes import hold_out_validation
+
+    with pytest.raises(ValueError, match="tuning.validation_size=40 leaves no training images of the 40"):
+        hold_out_validation(normalize_images(_raw(40)), DataParams(), TuningParams(validation_size=40))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from activation_compare.datasets.types import LabelledImages
-from activation_compare.params import DataParams
+from activation_compare.params import DataParams, TuningParams
 
 
 def normalize_images(raw: LabelledImages) -> LabelledImages:
@@ -37,21 +37,13 @@ def split_validation(
         info = {"mode": "test_set", "validation_size": len(test), "train_size": len(train)}
         return train, test, info
 
-    rng = np.random.default_rng(params.split_seed)
-    held_out = []
+    counts = {}
     for cls in np.unique(train.labels):
-        members = np.flatnonzero(train.labels == cls)
-        count = max(1, round(len(members) * params.validation_split))
-        if count >= len(members):
-            raise ValueError(
-                f"data.validation_split={params.validation_split} leaves no training "
-                f"images of class {int(cls)} ({len(members)} in all); use a smaller split"
-            )
-        held_out.append(rng.choice(members, size=count, replace=False))
-    mask = np.zeros(len(train), dtype=bool)
-    mask[np.concatenate(held_out)] = True
-    fit = LabelledImages(images=train.images[~mask], labels=train.labels[~mask])
-    validation = LabelledImages(images=train.images[mask], labels=train.labels[mask])
+        members = int(np.count_nonzero(train.labels == cls))
+        counts[int(cls)] = max(1, round(members * params.validation_split))
+    fit, validation = _hold_out(
+        train, counts, params.split_seed, f"data.validation_split={params.validation_split}"
+    )
     info = {
         "mode": "holdout",
         "validation_split": params.validation_split,
@@ -59,3 +51,65 @@ def split_validation(
         "train_size": len(fit),
     }
     return fit, validation, info
+
+
+def hold_out_validation(
+    train: LabelledImages, data: DataParams, tuning: TuningParams
+) -> tuple[LabelledImages, LabelledImages, dict[str, object]]:
+    """The rigorous protocol's validation data: ``tuning.validation_size`` training images.
+
+    Stratified: each class gives its share of the training set (largest
+    remainders, so the sizes add up exactly). Every choice of the rigorous
+    protocol (learning rate, epoch) is made on this split; the test set is not
+    an input here, or of any node but the final evaluations.
+
+    Returns:
+        The training set less the split, the split, and a record of both sizes.
+    """
+    size = tuning.validation_size
+    if size >= len(train):
+        raise ValueError(
+            f"tuning.validation_size={size} leaves no training images of the {len(train)} "
+            f"the run has; expected fewer than {len(train)}"
+        )
+    classes, members = np.unique(train.labels, return_counts=True)
+    shares = members * size / len(train)
+    counts = np.floor(shares).astype(int)
+    # Largest remainders first; ties to the lower class index (a stable sort).
+    extra = np.argsort(-(shares - counts), kind="stable")[: size - int(counts.sum())]
+    counts[extra] += 1
+    fit, validation = _hold_out(
+        train, dict(zip(classes.tolist(), counts.tolist())), data.split_seed,
+        f"tuning.validation_size={size}",
+    )
+    info = {
+        "mode": "holdout",
+        "protocol": "rigorous",
+        "validation_size": len(validation),
+        "train_size": len(fit),
+    }
+    return fit, validation, info
+
+
+def _hold_out(
+    train: LabelledImages, counts: dict[int, int], seed: int, asked: str
+) -> tuple[LabelledImages, LabelledImages]:
+    """Hold out ``counts[c]`` random images of every class ``c`` (the one sampling code path).
+
+    ``asked`` names the parameter behind the counts, for the error message.
+    """
+    rng = np.random.default_rng(seed)
+    held_out = []
+    for cls, count in counts.items():
+        members = np.flatnonzero(train.labels == cls)
+        if count >= len(members):
+            raise ValueError(
+                f"{asked} leaves no training images of class {int(cls)} ({len(members)} in all); "
+                "hold out fewer"
+            )
+        held_out.append(rng.choice(members, size=count, replace=False))
+    mask = np.zeros(len(train), dtype=bool)
+    mask[np.concatenate(held_out)] = True
+    fit = LabelledImages(images=train.images[~mask], labels=train.labels[~mask])
+    validation = LabelledImages(images=train.images[mask], labels=train.labels[mask])
+    return fit, validation

@@ -14,6 +14,7 @@ import tensorflow as tf
 from sklearn.metrics import accuracy_score, confusion_matrix
 
 from activation_compare.datasets.types import LabelledImages
+from activation_compare.divergence import check_divergence
 from activation_compare.errors import UserError
 from activation_compare.identity import FIRST_EPOCH, ModelKey
 from activation_compare.models import build_seed_cnn, parse_activation
@@ -90,6 +91,7 @@ def train_model(
     checkpoints: Checkpoints | None = None,
     *,
     key: ModelKey,
+    restore_best: bool = False,
 ) -> tuple[keras.Model, pd.DataFrame]:
     """Train as the original did: Adam, sparse categorical cross-entropy, shuffled batches.
 
@@ -103,14 +105,19 @@ def train_model(
             it and a finished one is returned without training
             (:mod:`activation_compare.training_state`). None: nothing is saved.
         key: The model; its seed seeds batch shuffling and any randomness inside the model.
+        restore_best: Return the weights of the best validation epoch (the
+            highest ``val_accuracy``, the earliest on ties), restored from the
+            training state, instead of the last epoch's (the rigorous protocol).
 
     Returns:
         The trained model and its per-epoch history (epoch from 1, loss,
-        accuracy, val_loss, val_accuracy, epoch_time_s).
+        accuracy, val_loss, val_accuracy, epoch_time_s); the history is
+        complete either way.
 
     Raises:
         ValueError: If the batch size exceeds the training set.
         NonFiniteLossError: If the loss becomes NaN or infinite.
+        LossDivergedError: If the loss explodes without becoming NaN (:mod:`activation_compare.divergence`).
     """
     if params.batch_size > len(train_set):
         raise ValueError(
@@ -136,7 +143,10 @@ def train_model(
     # folder stays locked until the block ends (training_state).
     with training_session(checkpoints, model, train_set, validation_set, params, key=key) as session:
         if session.done:
-            return model, session.finish()[HISTORY_COLUMNS]
+            history = session.finish()[HISTORY_COLUMNS]
+            if restore_best:
+                _restore_best(session, model)
+            return model, history
         # TensorFlow places the model on a GPU whenever it sees one (install the
         # `gpu` extra); saying which keeps slow CPU runs from being a surprise.
         logger.info("Training %s on %s", model.name, _training_device())
@@ -170,8 +180,18 @@ def train_model(
                 f"{int(history['epoch'].iloc[bad])}; training stopped. "
                 "Try a smaller training.optimizer.learning_rate."
             )
+        check_divergence(model.name, losses.tolist(), params.optimizer.learning_rate)
         # The complete history, resumed epochs included.
-        return model, session.finish(history)[HISTORY_COLUMNS]
+        history = session.finish(history)[HISTORY_COLUMNS]
+        if restore_best:
+            _restore_best(session, model)
+        return model, history
+
+
+def _restore_best(session: Any, model: keras.Model) -> None:
+    """Give the model its best validation epoch's weights, and say which epoch that is."""
+    epoch = session.restore_best(model)
+    logger.info("%s: keeping the weights of epoch %d, its best validation epoch", model.name, epoch)
 
 
 def evaluate_model(

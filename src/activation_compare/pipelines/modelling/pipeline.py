@@ -7,10 +7,7 @@ model's nodes are ``key.local_node(step)`` and its datasets
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Sequence
-from functools import wraps
-from typing import Any
+from collections.abc import Sequence
 
 from kedro.pipeline import Node, Pipeline
 
@@ -24,6 +21,7 @@ from activation_compare.identity import (
     Role,
     Step,
 )
+from activation_compare.pipelines.binding import bound as _bound
 from activation_compare.pipelines.reporting.figures import plot_model_figures
 
 from .nodes import build_model, evaluate_model, train_model
@@ -32,25 +30,6 @@ from .nodes import build_model, evaluate_model, train_model
 SHARED_INPUTS = {TRAIN_SET, VALIDATION_SET, TEST_SET, CLASS_NAMES}
 # The tag of the training nodes (``kedro run --tags training``).
 TRAINING_TAG = "training"
-
-
-def _bound(func: Callable, **fixed: Any) -> Callable:
-    """``func`` with keyword-only arguments fixed.
-
-    A plain function rather than a ``functools.partial``: kedro-viz shows code
-    and docstrings only for functions, and Kedro reads the type hints of the
-    remaining parameters to validate typed ``params:`` inputs.
-    """
-
-    @wraps(func)
-    def bound(*args: Any, **more: Any) -> Any:
-        return func(*args, **fixed, **more)
-
-    signature = inspect.signature(func)
-    bound.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[p for name, p in signature.parameters.items() if name not in fixed]
-    )
-    return bound
 
 
 def _model_nodes(key: ModelKey) -> list[Node]:

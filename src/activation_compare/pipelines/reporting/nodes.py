@@ -151,3 +151,57 @@ def _markdown(table: pd.DataFrame, summary: dict[str, Any]) -> str:
         lines += ["", f"## Against the baseline ({summary['baseline']})", ""]
         lines += [f"- {c['verdict']}" for c in summary["comparisons"].values()]
     return "\n".join(lines) + "\n"
+
+
+def compare_rigorous(
+    params: CompareParams, *inputs: dict[str, Any], selections: int
+) -> tuple[pd.DataFrame, str, Figure, dict[str, Any]]:
+    """The comparison of the rigorous protocol: as :func:`compare_activations`, plus how it chose.
+
+    Args:
+        params: The ``compare`` parameters.
+        *inputs: The learning-rate selection of every activation (the first
+            ``selections``), then one evaluation report per final model.
+        selections: How many of ``inputs`` are selections.
+
+    Returns:
+        As :func:`compare_activations`; the table gains each model's learning
+        rate, the summary a ``tuning`` section (per activation: the chosen rate,
+        why, every trial's score), the Markdown a section saying the same.
+    """
+    chosen, reports = inputs[:selections], inputs[selections:]
+    table, markdown, figure, summary = compare_activations(params, *reports)
+    rates = {s["activation"]: s["learning_rate"] for s in chosen}
+    table.insert(2, "learning_rate", table["activation"].map(rates))
+    summary["protocol"] = "rigorous"
+    summary["tuning"] = {
+        s["activation"]: {
+            "learning_rate": s["learning_rate"],
+            "reason": s["reason"],
+            "rule": s["rule"],
+            "trials": [
+                {k: t[k] for k in ("learning_rate", "best_val_accuracy", "best_epoch", "epochs", "diverged")}
+                for t in s["trials"]
+            ],
+        }
+        for s in chosen
+    }
+    lines = [
+        "",
+        "## Protocol: rigorous",
+        "",
+        "Learning rate and epoch chosen on a validation split held out of the training set; "
+        "each final model keeps the weights of its best validation epoch (`best_epoch`) and "
+        "is evaluated on the test set once.",
+        "",
+        "| activation | chosen learning rate | why |",
+        "|---|---|---|",
+        *(f"| {s['activation']} | {s['learning_rate']:g} | {s['reason']} |" for s in chosen),
+        "",
+        f"Rule: {chosen[0]['rule'] if chosen else ''}.",
+    ]
+    markdown = markdown.replace(
+        table.drop(columns="learning_rate").to_markdown(index=False, floatfmt=".4f"),
+        table.to_markdown(index=False, floatfmt=".4f"),
+    )
+    return table, markdown + "\n".join(lines) + "\n", figure, summary

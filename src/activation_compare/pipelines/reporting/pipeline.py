@@ -6,9 +6,17 @@ import warnings
 
 from kedro.pipeline import Node, Pipeline
 
-from activation_compare.identity import COMPARE_NODE, ComparePlan, ComparisonOutput, Role
+from activation_compare.identity import (
+    COMPARE_NODE,
+    LEARNING_RATE_SELECTION,
+    ComparePlan,
+    ComparisonOutput,
+    Role,
+    tuning_name,
+)
+from activation_compare.pipelines.binding import bound as _bound
 
-from .nodes import compare_activations
+from .nodes import compare_activations, compare_rigorous
 
 
 def create_pipeline(plan: ComparePlan) -> Pipeline:
@@ -18,10 +26,20 @@ def create_pipeline(plan: ComparePlan) -> Pipeline:
         # by design (identity.py); Kedro warns about any dotted input of a node
         # outside a namespace.
         warnings.filterwarnings("ignore", message="One or more dataset names contain '.'")
-        node = Node(
-            func=compare_activations,
-            inputs=["params:compare", *plan.datasets(Role.REPORT)],
-            outputs=[output.value for output in ComparisonOutput],
-            name=COMPARE_NODE,
-        )
+        if plan.protocol == "rigorous":
+            selections = [tuning_name(a, LEARNING_RATE_SELECTION) for a in plan.activations]
+            reports = [key.dataset(Role.REPORT) for key in plan.final_models]
+            node = Node(
+                func=_bound(compare_rigorous, selections=len(selections)),
+                inputs=["params:compare", *selections, *reports],
+                outputs=[output.value for output in ComparisonOutput],
+                name=COMPARE_NODE,
+            )
+        else:
+            node = Node(
+                func=compare_activations,
+                inputs=["params:compare", *plan.datasets(Role.REPORT)],
+                outputs=[output.value for output in ComparisonOutput],
+                name=COMPARE_NODE,
+            )
     return Pipeline([node])
