@@ -7,6 +7,8 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from kedro.pipeline import Node, Pipeline
+
 
 def bound(func: Callable, **fixed: Any) -> Callable:
     """``func`` with keyword-only arguments fixed.
@@ -24,4 +26,41 @@ def bound(func: Callable, **fixed: Any) -> Callable:
     bound.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=[p for name, p in signature.parameters.items() if name not in fixed]
     )
+    bound.bound_arguments = fixed  # type: ignore[attr-defined]  # for BoundNode's pickling
     return bound
+
+
+def _node_fields(node: Node) -> dict[str, Any]:
+    return {
+        "inputs": node._inputs, "outputs": node._outputs, "name": node._name,
+        "namespace": node._namespace, "tags": node._tags, "confirms": node._confirms,
+        "preview_fn": node._preview_fn,
+    }
+
+
+def _bound_node(func: Callable, fixed: dict[str, Any], fields: dict[str, Any]) -> Node:
+    return BoundNode(func=bound(func, **fixed), **fields)
+
+
+class BoundNode(Node):
+    """A node whose function has bound arguments, pickled as the function and the arguments.
+
+    ParallelRunner sends nodes to worker processes with pickle, which cannot
+    send the closure :func:`bound` makes; this node sends the module-level
+    function, the bound arguments and its own fields, and the worker binds them again.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _bound_node, (self.func.__wrapped__, self.func.bound_arguments, _node_fields(self))
+
+
+def picklable(pipeline: Pipeline) -> Pipeline:
+    """``pipeline`` with every node of a bound function made a :class:`BoundNode`.
+
+    Call it on the final (namespaced) pipeline: namespacing copies nodes as plain ``Node``\ s.
+    """
+    return Pipeline([
+        _bound_node(node.func.__wrapped__, fixed, _node_fields(node))
+        if (fixed := getattr(node.func, "bound_arguments", None)) is not None else node
+        for node in pipeline.nodes
+    ])

@@ -22,6 +22,7 @@ from activation_compare.identity import (
     Step,
 )
 from activation_compare.pipelines.binding import bound as _bound
+from activation_compare.pipelines.binding import picklable
 from activation_compare.pipelines.reporting.figures import plot_model_figures
 
 from .nodes import build_model, evaluate_model, train_model
@@ -82,7 +83,7 @@ def namespace_pipeline(activation: str, models: Sequence[ModelKey]) -> Pipeline:
     data and training parameters are shared by all namespaces.
     """
     template = Pipeline([node for key in models for node in _model_nodes(key)])
-    return Pipeline(
+    namespaced = Pipeline(
         template,
         namespace=activation,
         inputs=SHARED_INPUTS,
@@ -92,6 +93,8 @@ def namespace_pipeline(activation: str, models: Sequence[ModelKey]) -> Pipeline:
             "params:training": "params:training",
         },
     )
+    # Worker processes of ParallelRunner get the nodes by pickle.
+    return picklable(namespaced)
 
 
 def create_pipeline(plan: ComparePlan) -> Pipeline:

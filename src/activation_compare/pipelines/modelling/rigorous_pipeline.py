@@ -30,6 +30,7 @@ from activation_compare.pipelines.reporting.figures import plot_model_figures
 
 from .nodes import build_model, evaluate_model
 from activation_compare.pipelines.binding import bound as _bound
+from activation_compare.pipelines.binding import picklable
 
 from .pipeline import SHARED_INPUTS, TRAINING_TAG
 from .tuning import score_trial, select_learning_rate, train_final, train_trial
@@ -126,7 +127,8 @@ def rigorous_namespace_pipeline(
     )
     nodes = [n for key in trials for n in _trial_nodes(key)] + [choose]
     nodes += [n for key in finals for n in _final_nodes(key)]
-    return Pipeline(
+    # Worker processes of ParallelRunner get the nodes by pickle (binding.picklable).
+    return picklable(Pipeline(
         Pipeline(nodes),
         namespace=activation,
         inputs=SHARED_INPUTS,
@@ -136,7 +138,7 @@ def rigorous_namespace_pipeline(
             "params:training": "params:training",
             "params:tuning": "params:tuning",
         },
-    )
+    ))
 
 
 def create_rigorous_pipeline(plan: ComparePlan) -> Pipeline:
