@@ -182,7 +182,7 @@ class TrainingParams(_Strict):
     verbose: Literal[0, 1, 2] = 0
     # Train every model from scratch, discarding its training state. Otherwise a
     # model whose training finished with the same parameters is reused, and an
-    # interrupted one resumes from its last epoch (pipelines/modelling/checkpoints.py).
+    # interrupted one resumes from its last epoch (training_state/).
     retrain: bool = False
     # XLA compilation of the train step. Off: on a CPU it made this small model
     # about 2x slower than TensorFlow's own kernels (see README, Speed).
