@@ -51,6 +51,15 @@ def test_the_chosen_learning_rate_has_the_best_validation_score():
     assert [t["learning_rate"] for t in selection["trials"]] == [0.0003, 0.001, 0.003]
     assert "0.001 reached the highest validation accuracy, 0.7000 at epoch 2" in selection["reason"]
     assert "0.0003: 0.5000" in selection["reason"] and "0.003: 0.6000" in selection["reason"]
+    assert selection["grid_edge"] is None and "extend" not in selection["reason"]
+
+
+@pytest.mark.parametrize(("winner", "edge", "advice"), [(2, "largest", "a larger one"), (0, "smallest", "a smaller one")])
+def test_a_choice_at_the_edge_of_the_grid_says_so(winner, edge, advice):
+    scores = [_score(i, [0.9 if i == winner else 0.5]) for i in range(3)]
+    _, selection = select_learning_rate(*scores)
+    assert selection["grid_edge"] == edge
+    assert f"it is the {edge} rate of the grid, so {advice} might score higher" in selection["reason"]
 
 
 def test_a_tie_goes_to_the_smaller_learning_rate():

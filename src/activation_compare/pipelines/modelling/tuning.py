@@ -145,7 +145,16 @@ def select_learning_rate(*scores: dict[str, Any]) -> tuple[float, dict[str, Any]
         + (f" (the others: {others})" if others else "")
         + (f"; tied with {[r for r in tied if r != best['learning_rate']]}, the smaller rate is kept" if len(tied) > 1 else "")
     )
-    logger.info("%s: %s", activation, reason)
+    edge = _grid_edge(best["learning_rate"], [s["learning_rate"] for s in trials])
+    if edge is not None:
+        # The best rate may lie beyond the grid: say so rather than let it pass as an optimum.
+        reason += (
+            f"; it is the {edge} rate of the grid, so a {'larger' if edge == 'largest' else 'smaller'} "
+            "one might score higher (extend tuning.learning_rates)"
+        )
+        logger.warning("%s: %s", activation, reason)
+    else:
+        logger.info("%s: %s", activation, reason)
     selection = {
         "activation": activation,
         "learning_rate": best["learning_rate"],
@@ -153,9 +162,21 @@ def select_learning_rate(*scores: dict[str, Any]) -> tuple[float, dict[str, Any]
         "best_epoch": best["best_epoch"],
         "rule": SELECTION_RULE,
         "reason": reason,
+        "grid_edge": edge,
         "trials": trials,
     }
     return float(best["learning_rate"]), selection
+
+
+def _grid_edge(rate: float, rates: list[float]) -> str | None:
+    """"largest" or "smallest" when ``rate`` is at that end of a grid of several rates, else None."""
+    if len(rates) < 2:
+        return None
+    if rate == max(rates):
+        return "largest"
+    if rate == min(rates):
+        return "smallest"
+    return None
 
 
 def train_final(
