@@ -72,6 +72,7 @@ _LOGGER_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_processes_starting_together_on_a_new_sqlite_store_are_all_recorded(tmp_path):
     uri = f"sqlite:///{tmp_path / 'shared' / 'mlflow.db'}"
@@ -111,6 +112,7 @@ def _env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_two_kedro_runs_at_once_on_one_project_both_finish_and_train_each_model_once(tmp_path):
     project = copy_project(tmp_path / "project")

@@ -147,6 +147,7 @@ def _history(project: Path, session_id: str, model: str = "relu_seed0") -> pd.Da
     return pd.read_csv(run_output(path, session_id))
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_pipeline_reuses_then_trains_new_settings_beside_then_retrains(project, messages):
     first = _session(project, ONE_MODEL)
@@ -185,6 +186,7 @@ def test_pipeline_reuses_then_trains_new_settings_beside_then_retrains(project, 
     assert run.data.tags["kedro.training"] == "trained"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_ctrl_c_keeps_the_checkpoint_and_the_rerun_continues_the_killed_run(project, terminal_sigint):
     """A real SIGINT after epoch 2 (as Ctrl-C); then the same run again, in the same process."""
@@ -224,6 +226,7 @@ def test_ctrl_c_keeps_the_checkpoint_and_the_rerun_continues_the_killed_run(proj
     assert _history(project, again)["epoch"].tolist() == [1, 2, 3]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_nan_loss_fails_the_training_and_its_mlflow_run(project):
     """Adam at 1e12 diverges to NaN in the first epoch (1e6 only reaches ~1e22, still finite)."""
@@ -252,6 +255,7 @@ def test_nan_loss_fails_the_training_and_its_mlflow_run(project):
         os.close(fd)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_unwritable_output_folder_fails_before_anything_runs(project):
     blocker = project / OUTPUTS / "07_model_output"
@@ -296,6 +300,7 @@ def _kedro_in_namespace(project: Path, mount: str, *params: str) -> subprocess.C
 
 
 @needs_mounts
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_disk_full_during_training_names_the_checkpoint(project):
     checkpoints_dir = project / OUTPUTS / "06_models/checkpoints"
@@ -317,6 +322,7 @@ def test_disk_full_during_training_names_the_checkpoint(project):
 
 
 @needs_mounts
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_read_only_data_folder_fails_at_once_naming_it(project):
     models = project / OUTPUTS / "06_models"

@@ -44,7 +44,7 @@ EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s")
 EXPERIMENT = "activation-compare-smoke"
 OUTPUTS = Path("data/smoke")  # conf/smoke/globals.yml
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def _env() -> dict[str, str]:

@@ -15,6 +15,9 @@ from kedro.framework.startup import bootstrap_project
 import activation_compare.layers  # noqa: F401  (registers RReLU for loading)
 from conftest import copy_project, kedro_cli, run_output
 
+# Real CLI processes and whole smoke runs.
+pytestmark = pytest.mark.slow
+
 EXPECTED_NAMESPACES = {"relu", "rrelu"}
 # The smoke environment's outputs (conf/smoke/globals.yml); each file is a Kedro version.
 SMOKE = "data/smoke"
