@@ -52,15 +52,16 @@ def test_worker_processes_find_their_runs_in_mlflow(tmp_path, tracking, monkeypa
 
 
 PARALLEL = ("run", "--env", "smoke", "--pipeline=compare", "--runner=ParallelRunner")
-# What the real pipeline still lacks for ParallelRunner (not tracking's part): its
-# node functions are closures (pipelines/modelling/pipeline.py ``_bound``), which
-# cannot be pickled to a worker; and the catalog's explicit MemoryDataset entries
-# (raw_test, {split}_set, untrained models …) are not shared between processes
-# (only datasets made by SharedMemoryDataCatalog's runtime pattern are). With both
-# changed in a scratch copy, these two tests' checks held. Strict: remove the mark
-# once they pass.
+# What the real pipeline still lacks for ParallelRunner (not tracking's part): the
+# catalog's explicit MemoryDataset entries (raw_train, raw_test, {split}_set,
+# untrained models …, conf/base/catalog.yml) are not shared between worker
+# processes (only datasets made by SharedMemoryDataCatalog's runtime pattern are),
+# so a node in one worker cannot load what another saved ("'object' object has no
+# attribute 'images'"). The nodes themselves pickle since aec8a8b. With those
+# entries removed in a scratch copy, both tests' checks held. Strict: remove the
+# mark once they pass.
 needs_picklable_pipeline = pytest.mark.xfail(
-    strict=True, reason="the pipeline's nodes and in-memory datasets are not yet usable from worker processes"
+    strict=True, reason="the catalog's MemoryDataset entries are not shared between worker processes"
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
