@@ -7,6 +7,7 @@ import pytest
 
 from activation_compare import training_events
 from activation_compare.datasets.types import LabelledImages
+from activation_compare.identity import ModelKey
 from activation_compare.params import ModelParams, TrainingParams
 from activation_compare.pipelines.modelling import input_pipeline
 from activation_compare.pipelines.modelling.nodes import HISTORY_COLUMNS, build_model, train_model
@@ -73,22 +74,23 @@ def test_train_model_is_reproducible(activation):
     try:
         first, second, other_seed = (
             train_model(
-                build_model({"type": activation}, ModelParams(), seed=seed, name=activation),
+                build_model({"type": activation}, ModelParams(), key=ModelKey(activation, seed)),
                 train,
                 validation,
                 params,
-                seed=seed,
+                key=ModelKey(activation, seed),
             )[1]
             for seed in (5, 5, 6)
         )
     finally:
         training_events.unsubscribe(listener)
     assert list(first.columns) == HISTORY_COLUMNS
-    assert list(first["epoch"]) == [0, 1]
+    assert list(first["epoch"]) == [1, 2]  # epochs are numbered from 1
     metrics = ["loss", "accuracy", "val_loss", "val_accuracy"]
     # Same seed: bit-identical metrics; another seed: other weights, other batches.
     assert first[metrics].equals(second[metrics])
     assert not first["loss"].equals(other_seed["loss"])
     assert not first["val_loss"].equals(other_seed["val_loss"])
-    assert [e.epoch for e in events] == [0, 1, 0, 1, 0, 1]
+    assert [e.epoch for e in events] == [1, 2, 1, 2, 1, 2]
+    assert [e.key.seed for e in events] == [5, 5, 5, 5, 6, 6]
     assert events[-1].metrics["val_loss"] == pytest.approx(other_seed["val_loss"].iloc[-1])
