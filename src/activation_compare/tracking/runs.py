@@ -175,12 +175,14 @@ def parent_run_name(pipeline: str, keys: list[ModelKey], parameters: Mapping[str
     if not keys:
         return pipeline
     activations = " vs ".join(dict.fromkeys(key.activation for key in keys))
-    seeds = sorted({key.seed for key in keys})
+    rigorous = (parameters.get("compare") or {}).get("protocol") == "rigorous"
+    # The seeds compared: a rigorous run's tuning trials have a seed of their own.
+    seeds = sorted({key.seed for key in keys if key.trial is None} or {key.seed for key in keys})
     seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {','.join(map(str, seeds))}"
     epochs = (parameters.get("training") or {}).get("epochs")
     source = (parameters.get("data") or {}).get("source")
     epoch_text = f"{epochs} epoch{'' if epochs == 1 else 's'}" if epochs else None
-    parts = [activations, seed_text, epoch_text, source]
+    parts = [activations, seed_text, epoch_text, source, "rigorous" if rigorous else None]
     return ", ".join(str(part) for part in parts if part)
 
 
@@ -193,6 +195,8 @@ def shared_params(parameters: Mapping[str, Any]) -> dict[str, Any]:
     optimizer = training.get("optimizer") or {}
     compare, model = parameters.get("compare") or {}, parameters.get("model") or {}
     validation_split = data.get("validation_split", 0.0) or 0.0
+    tuning = parameters.get("tuning") or {}
+    rigorous = compare.get("protocol") == "rigorous"
     params = {
         "compare.activations": compare.get("activations"),
         "compare.baseline": compare.get("baseline"),
@@ -208,12 +212,16 @@ def shared_params(parameters: Mapping[str, Any]) -> dict[str, Any]:
         "data.limit_train": data.get("limit_train"),
         "data.limit_test": data.get("limit_test"),
         "data.validation_split": validation_split,
-        "data.validation_mode": "test_set" if float(validation_split) == 0 else "holdout",
+        "data.validation_mode": "test_set" if float(validation_split) == 0 and not rigorous else "holdout",
         "data.split_seed": data.get("split_seed"),
+        "compare.protocol": compare.get("protocol"),
         "tensorflow_version": version("tensorflow"),
         "keras_version": version("keras"),
         "mlflow_version": version("mlflow"),
     }
+    if rigorous:  # the learning rates are tuned: the grid, not training's one rate
+        params["training.learning_rate"] = None
+        params.update({f"tuning.{k}": tuning.get(k) for k in ("learning_rates", "epochs", "seed", "validation_size")})
     return {k: v for k, v in params.items() if v is not None}
 
 
