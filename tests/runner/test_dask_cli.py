@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import time
 
@@ -84,7 +85,7 @@ def test_a_worker_killed_mid_training_does_not_fail_the_run(tmp_path, dask_clust
         names = {address: name for name, address in dask_cluster.address_of(dask_client).items()}
         run = _start(project, mlflow_server, dask_cluster, epochs)
         try:
-            victim = _worker_mid_training(client, dask_client, names)
+            victim, model = _worker_mid_training(client, dask_client, names)
             dask_cluster.kill(victim)
             stdout, stderr = run.communicate(timeout=900)
         finally:
@@ -96,6 +97,8 @@ def test_a_worker_killed_mid_training_does_not_fail_the_run(tmp_path, dask_clust
 
     children = _children(client, "killed")
     assert len(children) == 4
+    survivor = {address for address, name in names.items() if name != victim}
+    assert {children[model].data.tags[TAG_WORKER]} == survivor  # the worker that finished it
     for name, child in children.items():
         assert child.info.status == "FINISHED", name
         for key in EPOCH_METRICS:
@@ -116,20 +119,50 @@ def _start(project, server, cluster, epochs: int, experiment: str = "killed"):
     )
 
 
-def _worker_mid_training(client, dask_client, names: dict[str, str], experiment: str = "killed") -> str:
-    """The name of a worker whose model has logged its first epoch and not its last."""
+def _worker_mid_training(
+    client, dask_client, names: dict[str, str], experiment: str = "killed"
+) -> tuple[str, str]:
+    """A worker whose model has logged its first epoch and not its last: (worker name, run name)."""
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         exp = client.get_experiment_by_name(experiment)
         runs = client.search_runs([exp.experiment_id]) if exp else []
         started = {
-            r.data.tags.get(TAG_WORKER)
+            r.data.tags.get(TAG_WORKER): r.info.run_name
             for r in runs
             if r.info.status == "RUNNING" and len(client.get_metric_history(r.info.run_id, "loss")) == 1
         }
         busy = {address for address, keys in dask_client.processing().items() if keys}
-        for address in started & busy:
-            return names[address]
+        for address in started.keys() & busy:
+            return names[address], started[address]
         time.sleep(0.2)
     raise AssertionError("no model was seen mid-training")
 
+
+
+def test_ctrl_c_on_the_driver_stops_the_workers_and_marks_the_runs_killed(
+    tmp_path, dask_cluster, mlflow_server, terminal_sigint
+):
+    client = mlflow_server.client()
+    project = copy_project(tmp_path / "project")
+    with dask_cluster.client() as dask_client:
+        names = {address: name for name, address in dask_cluster.address_of(dask_client).items()}
+        run = _start(project, mlflow_server, dask_cluster, epochs=20, experiment="interrupted")
+        try:
+            _worker_mid_training(client, dask_client, names, experiment="interrupted")
+            run.send_signal(signal.SIGINT)
+            stdout, stderr = run.communicate(timeout=300)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        assert run.returncode != 0
+        assert "Cancelled" in stdout + stderr
+        # The workers that trained for the run were restarted: nothing of it runs on.
+        deadline = time.monotonic() + 60
+        while any(dask_client.processing().values()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not any(dask_client.processing().values())
+
+    exp = client.get_experiment_by_name("interrupted")
+    runs = client.search_runs([exp.experiment_id])
+    assert runs and {r.info.status for r in runs} == {"KILLED"}, [(r.info.run_name, r.info.status) for r in runs]

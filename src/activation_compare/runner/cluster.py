@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from activation_compare.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
@@ -32,7 +34,7 @@ TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
 _PATH_KEYS = ("filepath", "path")
 
 
-class ClusterSetupError(RuntimeError):
+class ClusterSetupError(UserError, RuntimeError):
     """The cluster cannot run this project as configured; the message says what to configure."""
 
 

@@ -27,11 +27,12 @@ from typing import Any
 from kedro.pipeline import Pipeline
 from kedro.runner import AbstractRunner
 
+from activation_compare.errors import UserError
 from activation_compare.identity import ComparePlan
 
 from .cluster import check_cluster, connect
 from .units import Unit, producers, split_into_units
-from .worker import UnitResult, UnitTask, run_unit
+from .worker import UnitResult, UnitTask, prepare_worker, run_unit
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ logger = logging.getLogger(__name__)
 _FORWARDED_LOGGERS = ("activation_compare", "kedro")
 
 
-class SchedulerLostError(RuntimeError):
+class SchedulerLostError(UserError, RuntimeError):
     """The run lost its Dask scheduler; what finished is saved and checkpoints are kept."""
 
 
@@ -108,7 +109,7 @@ class DaskRunner(AbstractRunner):
                     client.forward_logging(name, level=logging.INFO)
             # TensorFlow takes seconds to import: every worker imports the
             # pipeline's code at once, before its first task would stall on it.
-            client.run(_import_modules, sorted({n.func.__module__ for n in pipeline.nodes}))
+            client.run(prepare_worker, sorted({n.func.__module__ for n in pipeline.nodes}))
             results = _Schedule(client, units, tasks, run_id, owned).run()
         for name in pipeline.outputs() & in_memory:
             catalog.save(name, results[name])
@@ -146,14 +147,6 @@ def _plan(catalog: Any) -> ComparePlan:
     if "parameters" not in catalog:
         return ComparePlan(())
     return ComparePlan.from_params(validate_parameters(catalog.load("parameters")))
-
-
-def _import_modules(modules: list[str]) -> None:
-    """Runs on every worker: import the modules that hold the pipeline's node functions."""
-    import importlib
-
-    for module in modules:
-        importlib.import_module(module)
 
 
 def _output(result: UnitResult, name: str) -> Any:

@@ -68,6 +68,18 @@ def worker_threads() -> int:
         return 1
 
 
+def prepare_worker(modules: list[str], dask_worker: Any = None) -> None:
+    """Runs on every worker before the first task: size TensorFlow's pools, import the node code.
+
+    ``dask_worker`` is the worker itself (``Client.run`` passes it by that name).
+    """
+    import importlib
+
+    _share_cores_with_tensorflow(dask_worker.state.nthreads if dask_worker is not None else worker_threads())
+    for module in modules:
+        importlib.import_module(module)
+
+
 def run_unit(task: UnitTask, inputs: dict[str, Any]) -> UnitResult:
     """Run the unit's nodes in order on this worker.
 

@@ -119,6 +119,12 @@ def settle_training_run(
             set_tags(store, run.run_id, tags)
         else:
             run = model_run(store, parent, key, parameters, tags)
+            if start.mode != "fresh":
+                # This Kedro run's own run of the model, when the process that trained it
+                # died and another goes on (a Dask worker): its epochs are not logged twice,
+                # and the run now names the process that owns it.
+                logged = _logged_epochs(store, run.run_id, history)
+                set_tags(store, run.run_id, process_tags())
     log_params(store, run, data_params)
     backfill(store, run.run_id, history, logged)
     return run
@@ -141,12 +147,17 @@ def _continuable(store: Store, run: RunRef, history: list[dict[str, Any]]) -> di
     if run.status in ("RUNNING", "SCHEDULED") and owner_alive(run.tags):
         return None
     last = max((int(row["epoch"]) for row in history), default=0)
-    metrics = store.client.get_run(run.run_id).data.metrics
-    keys = set(metrics) | {metric_key(k) for row in history for k in row if k not in _EPOCH_ROW_FIELDS}
-    logged = {key: logged_steps(store, run.run_id, key) for key in keys}
+    logged = _logged_epochs(store, run.run_id, history)
     if any(step > last for steps in logged.values() for step in steps):
         return None
     return logged
+
+
+def _logged_epochs(store: Store, run_id: str, history: list[dict[str, Any]]) -> dict[str, set[int]]:
+    """The steps a run has logged, per metric it has or the history holds."""
+    metrics = store.client.get_run(run_id).data.metrics
+    keys = set(metrics) | {metric_key(k) for row in history for k in row if k not in _EPOCH_ROW_FIELDS}
+    return {key: logged_steps(store, run_id, key) for key in keys}
 
 
 def logged_steps(store: Store, run_id: str, key: str) -> set[int]:
