@@ -340,3 +340,23 @@ def test_mlflow_params_say_the_protocol_and_each_models_own_learning_rate():
     keys = list(ComparePlan.from_params(params).models)
     assert runs.parent_run_name("compare", keys, parameters) == "relu vs rrelu, seeds 1,2, 8 epochs, synthetic, rigorous"
     assert runs.shared_params(_params().model_dump(mode="json"))["training.learning_rate"] == 0.001
+
+
+@pytest.mark.slow
+def test_kedro_viz_shows_the_test_set_feeding_only_the_final_evaluations(tmp_path):
+    """``kedro viz build`` (the real CLI) of a rigorous smoke project: test_set's edges in the graph."""
+    project = copy_project(tmp_path / "project")
+    with (project / "conf" / "smoke" / "parameters.yml").open("a") as config:
+        config.write("compare:\n  protocol: rigorous\n")
+    offline = {"KEDRO_ENV": "smoke", "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
+               "NO_PROXY": "", "BROWSER": "false"}
+    result = kedro_cli(project, "viz", "build", timeout=300, env=offline)
+    main = project / "build" / "api" / "main"
+    assert result.returncode == 0 and main.is_file(), result.stdout[-3000:] + result.stderr[-3000:]
+    graph = json.loads(main.read_text())
+    names = {n["id"]: n.get("full_name", n["name"]) for n in graph["nodes"]}
+    (test_set,) = [i for i, name in names.items() if name == TEST_SET]
+    fed = {names[e["target"]] for e in graph["edges"] if e["source"] == test_set}
+    # The final evaluations, and the namespace blocks (relu, rrelu) that hold them when collapsed.
+    assert fed == {"relu.evaluate_model_seed0_node", "rrelu.evaluate_model_seed0_node", "relu", "rrelu"}
+    assert {"relu.select_learning_rate_node", "hold_out_validation_node"} <= set(names.values())
