@@ -325,21 +325,22 @@ def test_model_keys_name_trial_datasets_apart_from_final_ones():
 
 
 def test_mlflow_params_say_the_protocol_and_each_models_own_learning_rate():
+    from activation_compare.tracking import params as run_params
     from activation_compare.tracking import runs
 
     params = _params(**RIGOROUS, training={"seeds": [1, 2], "epochs": 8},
                      tuning={"learning_rates": [0.001, 0.003], "epochs": 3})
     parameters = params.model_dump(mode="json")
-    shared = runs.shared_params(parameters)
+    shared = run_params.shared_params(parameters)
     assert shared["compare.protocol"] == "rigorous" and shared["data.validation_mode"] == "holdout"
     assert "training.learning_rate" not in shared  # tuned per activation: the grid is logged instead
     assert shared["tuning.learning_rates"] == [0.001, 0.003] and shared["tuning.validation_size"] == 5000
-    trial = runs.model_params(parameters, ModelKey("relu", 0, trial=1))
+    trial = run_params.model_params(parameters, ModelKey("relu", 0, trial=1))
     assert trial["training.learning_rate"] == 0.003 and trial["training.epochs"] == 3 and trial["trial"] == 1
-    assert "training.learning_rate" not in runs.model_params(parameters, ModelKey("relu", 1))  # logged once chosen
+    assert "training.learning_rate" not in run_params.model_params(parameters, ModelKey("relu", 1))  # logged once chosen
     keys = list(ComparePlan.from_params(params).models)
     assert runs.parent_run_name("compare", keys, parameters) == "relu vs rrelu, seeds 1,2, 8 epochs, synthetic, rigorous"
-    assert runs.shared_params(_params().model_dump(mode="json"))["training.learning_rate"] == 0.001
+    assert run_params.shared_params(_params().model_dump(mode="json"))["training.learning_rate"] == 0.001
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from activation_compare.identity import ModelKey
 from activation_compare.tracking import TrackingSettings
+from activation_compare.tracking import params as run_params
 from activation_compare.tracking import runs
 from activation_compare.tracking.store import open_store
 
@@ -29,11 +30,11 @@ def test_model_params_leave_out_what_describes_the_whole_comparison():
         "training": {"seeds": [0, 1], "epochs": 2, "batch_size": 100, "optimizer": {"name": "adam"}},
         "activations": {"rrelu": {"type": "rrelu", "lower": 0.125, "upper": 0.25}},
     }
-    params = runs.model_params(parameters, ModelKey("rrelu", 1))
+    params = run_params.model_params(parameters, ModelKey("rrelu", 1))
     assert params["activation"] == "rrelu" and params["seed"] == 1
     assert params["activation.lower"] == 0.125 and params["training.epochs"] == 2
     assert "compare.activations" not in params and "training.seeds" not in params
-    assert runs.shared_params(parameters)["compare.activations"] == ["relu", "rrelu"]
+    assert run_params.shared_params(parameters)["compare.activations"] == ["relu", "rrelu"]
 
 
 def test_a_model_run_created_by_two_processes_at_once_exists_once(scratch_store):

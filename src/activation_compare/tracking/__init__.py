@@ -5,7 +5,8 @@ One module per job, so each reads in one sitting:
 - :mod:`.settings`: ``conf/<env>/mlflow.yml``, environment overrides, URI resolution;
 - :mod:`.store`: the client, the experiment, the SQLite setup lock and busy
   retries, the bounded start-up check of a tracking server;
-- :mod:`.runs`: the parent/child run tree, run names, tags and params;
+- :mod:`.runs`: the parent/child run tree, run names and tags;
+- :mod:`.params`: what a run records as params (the run's, a model's, the data's sizes);
 - :mod:`.resume`: continuing a model's interrupted run, back-filling epochs;
 - :mod:`.artifacts`: the model (Keras flavour), figures, history, report, comparison;
 - :mod:`.signals`: Ctrl-C / SIGTERM / exit end the runs KILLED;

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from activation_compare.identity import ComparisonOutput, Role
-from activation_compare.tracking.runs import RunRef, log_metrics, log_params, version
+from activation_compare.tracking.params import version
+from activation_compare.tracking.runs import RunRef, log_metrics, log_params
 from activation_compare.tracking.store import Store
 
 MODEL_ARTIFACT_NAME = "model"

@@ -115,6 +115,7 @@ class MlflowTrackingHook:
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any) -> None:
         from activation_compare.tracking import runs
+        from activation_compare.tracking.params import model_params, shared_params
         from activation_compare.tracking.store import TrackingUnavailableError, check_reachable, open_store
 
         self.abandon("KILLED")  # runs an interrupted earlier pipeline left open in this process
@@ -134,10 +135,10 @@ class MlflowTrackingHook:
             pipeline_name = runs.pipeline_name(run_params, pipeline)
             name = runs.parent_run_name(pipeline_name, keys, parameters)
             tags = {**runs.pipeline_tags(run_params, pipeline_name, project_path), **runs.process_tags()}
-            params = runs.shared_params(parameters)
+            params = shared_params(parameters)
             if len(keys) == 1:  # one model: one run, no parent and child
                 tags.update(keys[0].run_tags())
-                params.update(runs.model_params(parameters, keys[0]))
+                params.update(model_params(parameters, keys[0]))
             parent = runs.create_run(store, name, tags, params)
         except TrackingUnavailableError:
             raise
@@ -283,24 +284,24 @@ class MlflowTrackingHook:
             return context
 
     def _log_data(self, context: _Context, run: RunRef, inputs: Mapping[str, Any], parent: bool = False) -> None:
-        from activation_compare.tracking import runs
+        from activation_compare.tracking import params, runs
 
-        info = runs.data_params(inputs)
+        info = params.data_params(inputs)
         if not info:
             return
         runs.log_params(context.store, run, info)
         if parent:
             with self._lock:  # the parent's params as this process knows them: each is sent once
-                values = {k: runs.param_value(v) for k, v in info.items()}
+                values = {k: params.param_value(v) for k, v in info.items()}
                 context.parent = replace(context.parent, params={**context.parent.params, **values})
 
     def _follow_training(
         self, context: _Context, run_id: str, node_name: str, key: ModelKey, inputs: Mapping[str, Any]
     ) -> None:
         """Subscribe, in the training node's thread, to its start and epoch events."""
-        from activation_compare.tracking import resume, runs
+        from activation_compare.tracking import params, resume, runs
 
-        data = runs.data_params(inputs)
+        data = params.data_params(inputs)
         chosen = inputs.get(tuning_name(key.activation, LEARNING_RATE))
         if key.trial is None and chosen is not None:  # a rigorous final model: its tuned rate
             data["training.learning_rate"] = float(chosen)
