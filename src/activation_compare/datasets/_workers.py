@@ -15,6 +15,7 @@ I/O releases the GIL, so the caller keeps reading its source meanwhile.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import subprocess
@@ -25,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from . import _decode
+
+logger = logging.getLogger(__name__)
 
 # Loads _decode.py by path without putting its folder (which holds a ``types.py``)
 # on sys.path, and drops the current directory from sys.path first.
@@ -114,3 +117,101 @@ class DecoderPool:
             if process.stdout is not None:
                 process.stdout.close()
         self._processes = []
+
+
+# --- parallel decoding -----------------------------------------------------
+
+
+class Decoder:
+    """Decodes added images in chunks, in worker processes once there are enough of them.
+
+    Chunks are submitted while the caller is still reading (overlapping the archive
+    scan with decoding). If the workers cannot start or one fails, the remaining
+    chunks are decoded in this process.
+    """
+
+    def __init__(
+        self, workers: int, chunk: int, parallel_min: int, max_pixels: int, max_file_bytes: int
+    ) -> None:
+        self._workers = workers
+        self._chunk = chunk
+        self._parallel_min = parallel_min
+        self._args = (max_pixels, max_file_bytes)
+        self._items: list[bytes | str | None] = []
+        self._submitted = 0
+        self._futures: list[tuple[int, int, Future]] = []
+        self._pool: DecoderPool | None = None
+        self._pool_failed = False
+        self.used_workers = 0
+
+    def __enter__(self) -> Decoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def add(self, item: bytes | str) -> int:
+        self._items.append(item)
+        if (
+            self._pool is None
+            and not self._pool_failed
+            and self._workers > 1
+            and len(self._items) >= self._parallel_min
+        ):
+            try:
+                self._pool = DecoderPool(self._workers, *self._args)
+                self.used_workers = self._workers
+            except WorkerError as exc:
+                self._give_up_pool(exc)
+        if self._pool is not None:
+            self._submit(final=False)
+        return len(self._items) - 1
+
+    def _submit(self, final: bool) -> None:
+        while self._pool is not None and (
+            len(self._items) - self._submitted >= self._chunk
+            or (final and self._submitted < len(self._items))
+        ):
+            start = self._submitted
+            stop = min(start + self._chunk, len(self._items))
+            future = self._pool.submit(self._items[start:stop])  # type: ignore[arg-type]
+            self._futures.append((start, stop, future))
+            self._submitted = stop
+            # Back-pressure: bound the bytes queued for the workers.
+            pending = [f for _, _, f in self._futures if not f.done()]
+            if len(pending) > 3 * self._workers:
+                pending[0].exception()  # waits; a failure is handled in finish()
+
+    def _give_up_pool(self, exc: BaseException) -> None:
+        logger.warning(
+            "Parallel image decoding failed (%s: %s); decoding in this process instead",
+            type(exc).__name__,
+            exc,
+        )
+        self._pool_failed = True
+        self.used_workers = 0
+
+    def finish(self) -> tuple[np.ndarray, dict[int, str]]:
+        """All images, in the order added (failed ones zero), and index → problem."""
+        self._submit(final=True)
+        images = np.empty((len(self._items), _decode.SIDE, _decode.SIDE, 3), dtype=np.uint8)
+        problems: dict[int, str] = {}
+        done = 0
+        for start, stop, future in self._futures:
+            try:
+                batch, batch_problems = future.result()
+            except WorkerError as exc:
+                if not self._pool_failed:
+                    self._give_up_pool(exc)
+                batch, batch_problems = _decode.decode_batch(self._items[start:stop], *self._args)
+            images[start:stop] = batch
+            problems.update((start + i, why) for i, why in batch_problems)
+            self._items[start:stop] = [None] * (stop - start)  # free the bytes early
+            done = stop
+        if done < len(self._items):
+            batch, batch_problems = _decode.decode_batch(self._items[done:], *self._args)  # type: ignore[arg-type]
+            images[done:] = batch
+            problems.update((done + i, why) for i, why in batch_problems)
+        return images, problems

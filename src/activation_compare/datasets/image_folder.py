@@ -6,9 +6,6 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Iterable
-from concurrent.futures import Future
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +14,16 @@ from kedro.io import AbstractDataset
 
 from . import _cache, _decode
 from ._archive import ArchiveLimits, iter_archive
-from ._workers import DecoderPool, WorkerError
+from ._layout import (
+    ARCHIVE_SUFFIXES,
+    EXPECTED,
+    SPLITS,
+    Layout,
+    find_layout,
+    hidden,
+    is_candidate,
+)
+from ._workers import Decoder
 from .errors import (
     DataSourceError,
     ImageLayoutError,
@@ -26,244 +32,9 @@ from .errors import (
     SourceNotFoundError,
     TooManyImagesError,
 )
-from .types import CIFAR10_CLASSES, ImageSplits, LabelledImages
+from .types import ImageSplits, LabelledImages
 
 logger = logging.getLogger(__name__)
-
-SPLITS = ("train", "test")
-ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
-_EXPECTED = "train/<class>/* and test/<class>/* images (PNG or JPEG, 32×32 RGB)"
-
-
-def _hidden(name: str) -> bool:
-    """Dot-files and macOS resource folders are not data (``.DS_Store``, ``__MACOSX``)."""
-    return any(part.startswith(".") or part == "__MACOSX" for part in name.split("/"))
-
-
-def _is_candidate(name: str) -> bool:
-    """Could ``name`` be ``[top/]split/class/file``? (Decoded early; the layout decides.)"""
-    parts = name.split("/")
-    return (len(parts) == 3 and parts[0] in SPLITS) or (len(parts) == 4 and parts[1] in SPLITS)
-
-
-# --- layout ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Layout:
-    root: str  # "" or the one top-level folder holding train/ and test/
-    class_names: tuple[str, ...]
-    files: dict[str, list[tuple[str, int]]]  # split -> [(relative path, label)], sorted
-
-
-def _class_order(names: set[str]) -> tuple[str, ...]:
-    """CIFAR-10's official order for CIFAR-10's classes, else sorted names."""
-    if names == set(CIFAR10_CLASSES):
-        return CIFAR10_CLASSES
-    return tuple(sorted(names))
-
-
-def find_layout(files: Iterable[str], dirs: Iterable[str], where: str) -> _Layout:
-    """Check that ``files`` (relative POSIX paths) form ``[top/]train|test/<class>/<file>``.
-
-    ``dirs`` lists folders (including empty ones); hidden entries must be removed.
-    Raises :class:`ImageLayoutError` naming ``where``, what was found and what is expected.
-    """
-    files = list(files)
-    all_dirs = set(dirs)
-    for name in files:
-        parent = name.rpartition("/")[0]
-        while parent and parent not in all_dirs:
-            all_dirs.add(parent)
-            parent = parent.rpartition("/")[0]
-
-    tops = sorted(
-        d
-        for d in all_dirs
-        if "/" not in d and (f"{d}/train" in all_dirs or f"{d}/test" in all_dirs)
-    )
-    if "train" in all_dirs or "test" in all_dirs:
-        root = ""
-    elif len(tops) == 1:
-        root = tops[0]
-    elif tops:
-        raise ImageLayoutError(
-            f"{where} holds train/ or test/ folders under several top-level folders {tops}; "
-            f"expected {_EXPECTED}, at the top level or under one top-level folder"
-        )
-    else:
-        top_level = sorted(
-            {name.split("/")[0] for name in files} | {d.split("/")[0] for d in all_dirs}
-        )
-        raise ImageLayoutError(
-            f"{where} has no train/ or test/ folder (found at the top level: "
-            f"{top_level[:10]}{' …' if len(top_level) > 10 else ''}); expected {_EXPECTED}, "
-            "at the top level or under one top-level folder"
-        )
-    prefix = f"{root}/" if root else ""
-    for split in SPLITS:
-        if f"{prefix}{split}" not in all_dirs:
-            raise ImageLayoutError(
-                f"{where} has no {prefix}{split}/ folder; expected {prefix}train/<class>/* and "
-                f"{prefix}test/<class>/* images"
-            )
-
-    classes: dict[str, set[str]] = {split: set() for split in SPLITS}
-    for d in sorted(all_dirs):
-        for split in SPLITS:
-            head = f"{prefix}{split}/"
-            if d.startswith(head):
-                rest = d[len(head) :]
-                if "/" in rest:
-                    raise ImageLayoutError(
-                        f"{where} has a nested folder {d}/; expected the images directly in "
-                        f"{prefix}{split}/<class>/ (no sub-folders)"
-                    )
-                classes[split].add(rest)
-    per_class: dict[str, dict[str, list[str]]] = {split: {} for split in SPLITS}
-    for name in files:
-        for split in SPLITS:
-            head = f"{prefix}{split}/"
-            if name.startswith(head):
-                cls, _, file_name = name[len(head) :].partition("/")
-                if not file_name:
-                    raise ImageLayoutError(
-                        f"{where} has the file {name} directly in {prefix}{split}/; expected "
-                        f"images in class folders, {prefix}{split}/<class>/<image>"
-                    )
-                per_class[split].setdefault(cls, []).append(name)
-
-    for split in SPLITS:
-        if not classes[split]:
-            raise ImageLayoutError(
-                f"{where}: {prefix}{split}/ holds no class folders; expected "
-                f"{prefix}{split}/<class>/<image> for every class"
-            )
-    only_train = sorted(classes["train"] - classes["test"])
-    only_test = sorted(classes["test"] - classes["train"])
-    if only_train or only_test:
-        raise ImageLayoutError(
-            f"{where}: {prefix}train/ and {prefix}test/ hold different class folders — "
-            f"{prefix}test/ is missing the class folder(s) {only_train} and {prefix}train/ is "
-            f"missing {only_test}; expected the same class folders in both "
-            f"(train: {sorted(classes['train'])}, test: {sorted(classes['test'])})"
-        )
-    for split in SPLITS:
-        for cls in sorted(classes[split]):
-            if not per_class[split].get(cls):
-                raise ImageLayoutError(
-                    f"{where}: the class folder {prefix}{split}/{cls}/ is empty; expected at "
-                    f"least one image in it (or remove class {cls!r} from both train/ and test/)"
-                )
-
-    class_names = _class_order(classes["train"])
-    label_of = {name: label for label, name in enumerate(class_names)}
-    ordered = {
-        split: [
-            (name, label_of[cls]) for cls in class_names for name in sorted(per_class[split][cls])
-        ]
-        for split in SPLITS
-    }
-    return _Layout(root=root, class_names=class_names, files=ordered)
-
-
-# --- parallel decoding -----------------------------------------------------
-
-
-class _Decoder:
-    """Decodes added images in chunks, in worker processes once there are enough of them.
-
-    Chunks are submitted while the caller is still reading (overlapping the archive
-    scan with decoding). If the workers cannot start or one fails, the remaining
-    chunks are decoded in this process.
-    """
-
-    def __init__(
-        self, workers: int, chunk: int, parallel_min: int, max_pixels: int, max_file_bytes: int
-    ) -> None:
-        self._workers = workers
-        self._chunk = chunk
-        self._parallel_min = parallel_min
-        self._args = (max_pixels, max_file_bytes)
-        self._items: list[bytes | str | None] = []
-        self._submitted = 0
-        self._futures: list[tuple[int, int, Future]] = []
-        self._pool: DecoderPool | None = None
-        self._pool_failed = False
-        self.used_workers = 0
-
-    def __enter__(self) -> _Decoder:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
-
-    def add(self, item: bytes | str) -> int:
-        self._items.append(item)
-        if (
-            self._pool is None
-            and not self._pool_failed
-            and self._workers > 1
-            and len(self._items) >= self._parallel_min
-        ):
-            try:
-                self._pool = DecoderPool(self._workers, *self._args)
-                self.used_workers = self._workers
-            except WorkerError as exc:
-                self._give_up_pool(exc)
-        if self._pool is not None:
-            self._submit(final=False)
-        return len(self._items) - 1
-
-    def _submit(self, final: bool) -> None:
-        while self._pool is not None and (
-            len(self._items) - self._submitted >= self._chunk
-            or (final and self._submitted < len(self._items))
-        ):
-            start = self._submitted
-            stop = min(start + self._chunk, len(self._items))
-            future = self._pool.submit(self._items[start:stop])  # type: ignore[arg-type]
-            self._futures.append((start, stop, future))
-            self._submitted = stop
-            # Back-pressure: bound the bytes queued for the workers.
-            pending = [f for _, _, f in self._futures if not f.done()]
-            if len(pending) > 3 * self._workers:
-                pending[0].exception()  # waits; a failure is handled in finish()
-
-    def _give_up_pool(self, exc: BaseException) -> None:
-        logger.warning(
-            "Parallel image decoding failed (%s: %s); decoding in this process instead",
-            type(exc).__name__,
-            exc,
-        )
-        self._pool_failed = True
-        self.used_workers = 0
-
-    def finish(self) -> tuple[np.ndarray, dict[int, str]]:
-        """All images, in the order added (failed ones zero), and index → problem."""
-        self._submit(final=True)
-        images = np.empty((len(self._items), _decode.SIDE, _decode.SIDE, 3), dtype=np.uint8)
-        problems: dict[int, str] = {}
-        done = 0
-        for start, stop, future in self._futures:
-            try:
-                batch, batch_problems = future.result()
-            except WorkerError as exc:
-                if not self._pool_failed:
-                    self._give_up_pool(exc)
-                batch, batch_problems = _decode.decode_batch(self._items[start:stop], *self._args)
-            images[start:stop] = batch
-            problems.update((start + i, why) for i, why in batch_problems)
-            self._items[start:stop] = [None] * (stop - start)  # free the bytes early
-            done = stop
-        if done < len(self._items):
-            batch, batch_problems = _decode.decode_batch(self._items[done:], *self._args)  # type: ignore[arg-type]
-            images[done:] = batch
-            problems.update((done + i, why) for i, why in batch_problems)
-        return images, problems
-
 
 # --- the dataset -----------------------------------------------------------
 
@@ -337,7 +108,7 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
         if not path:
             raise SourceNotFoundError(
                 f"data.path={path!r} is empty; expected a folder or a .tar.gz/.tgz archive "
-                f"holding {_EXPECTED}"
+                f"holding {EXPECTED}"
             )
         if workers is not None and (not isinstance(workers, int) or workers < 0):
             raise DataSourceError(f"workers={workers!r} must be None or an integer >= 0")
@@ -418,7 +189,7 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
         if not path.exists():
             raise SourceNotFoundError(
                 f"{self._where} does not exist; expected a folder or a .tar.gz/.tgz archive "
-                f"holding {_EXPECTED}"
+                f"holding {EXPECTED}"
             )
         if path.is_dir():
             kind = "folder"
@@ -429,7 +200,7 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
         else:
             raise DataSourceError(
                 f"{self._where} is a file but not a .tar.gz/.tgz archive; expected a folder or "
-                f"a .tar.gz/.tgz archive holding {_EXPECTED}"
+                f"a .tar.gz/.tgz archive holding {EXPECTED}"
             )
         key, cache_file = self._cache_key(kind, fingerprint)
         if cache_file is not None:
@@ -474,8 +245,8 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
             _cache.save_splits(cache_file, key, splits)
         return splits
 
-    def _decoder(self) -> _Decoder:
-        return _Decoder(
+    def _decoder(self) -> Decoder:
+        return Decoder(
             workers=self._worker_count(),
             chunk=self.CHUNK_IMAGES,
             parallel_min=self.PARALLEL_MIN_IMAGES,
@@ -500,7 +271,7 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
                 ) from None
             for entry in entries:
                 name = f"{rel}{entry.name}"
-                if _hidden(entry.name):
+                if hidden(entry.name):
                     continue
                 try:
                     if entry.is_dir():
@@ -541,7 +312,7 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
             max_member_bytes=min(caps.max_member_bytes, self.MAX_IMAGE_FILE_BYTES),
         )
 
-    def _survey_archive(self, archive: Path) -> _Layout:
+    def _survey_archive(self, archive: Path) -> Layout:
         """The archive's layout from its headers, every image's size checked, nothing decoded.
 
         Streams the archive once, holding only member names and one image header at a
@@ -554,12 +325,12 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
         limits = self._archive_limits()
 
         def want(name: str) -> bool:
-            return not _hidden(name) and _is_candidate(name)
+            return not hidden(name) and is_candidate(name)
 
         for entry in iter_archive(
             archive, limits, want, label="Image archive", head_bytes=_decode.HEADER_BYTES
         ):
-            if _hidden(entry.name):
+            if hidden(entry.name):
                 continue
             if entry.is_dir:
                 dirs.append(entry.name)
@@ -594,7 +365,7 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
                 f"{_decode.CONVERT_HINT}"
             )
 
-    def _read_archive(self, archive: Path, layout: _Layout, decoder: _Decoder) -> dict[str, int]:
+    def _read_archive(self, archive: Path, layout: Layout, decoder: Decoder) -> dict[str, int]:
         """Second pass, after the survey: hand the layout's images to the decoder."""
         wanted = {name for split in SPLITS for name, _ in layout.files[split]}
         index: dict[str, int] = {}
@@ -613,7 +384,7 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
 
     def _assemble(
         self,
-        layout: _Layout,
+        layout: Layout,
         index: dict[str, int],
         images: np.ndarray,
         problems: dict[int, str],
