@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from activation_compare.identity import ComparisonOutput, Role
+from activation_compare.tracking import serving
 from activation_compare.tracking.params import version
 from activation_compare.tracking.runs import RunRef, log_metrics, log_params
 from activation_compare.tracking.store import Store
@@ -85,8 +86,9 @@ def log_history(store: Store, run_id: str, history: Any) -> None:
 def log_model(store: Store, run: RunRef, model: Any, examples: Any, final_step: int) -> None:
     """The trained model as an MLflow logged model in the Keras flavour, with signature and example.
 
-    ``mlflow.pyfunc.load_model("runs:/<run id>/model")`` loads it (import
-    ``activation_compare.layers`` first: RReLU is a custom layer).
+    Its pyfunc flavour loads it with the project's layers (:mod:`.serving`):
+    ``mlflow.pyfunc.load_model`` and ``mlflow models serve`` work in any process;
+    ``mlflow.keras.load_model`` needs ``import activation_compare.layers`` first.
     """
     import mlflow
     import numpy as np
@@ -101,8 +103,9 @@ def log_model(store: Store, run: RunRef, model: Any, examples: Any, final_step: 
     )
     try:
         store.client.log_outputs(run.run_id, [LoggedModelOutput(logged.model_id, step=final_step)])
+        # kedro: the pyfunc loader (tracking.serving) lives in a package that imports it.
         requirements = [
-            f"{package}=={found}" for package in ("tensorflow", "keras") if (found := version(package))
+            f"{package}=={found}" for package in ("tensorflow", "keras", "kedro") if (found := version(package))
         ]
         with tempfile.TemporaryDirectory() as tmp:
             # mlflow.keras.save_model writes the input example before it creates
@@ -123,6 +126,7 @@ def log_model(store: Store, run: RunRef, model: Any, examples: Any, final_step: 
                 # Explicit: inferring them would load the model in a subprocess.
                 pip_requirements=requirements,
             )
+            serving.use_project_loader(local)  # served in a fresh process, RReLU included
             try:
                 store.client.log_model_artifacts(logged.model_id, str(local))
             except Exception as exc:

@@ -188,7 +188,7 @@ class MlflowTrackingHook:
     def after_node_run(
         self, node: Node, catalog: Any, inputs: dict[str, Any], outputs: dict[str, Any], run_id: str
     ) -> None:
-        from activation_compare.tracking import artifacts, runs, tuning
+        from activation_compare.tracking import artifacts, registry, runs, tuning
 
         context = self._context_of(catalog, run_id)
         if context is None:
@@ -215,6 +215,7 @@ class MlflowTrackingHook:
                 role = (context.plan.dataset(name) or (None, None))[1]
                 if role is Role.REPORT:
                     artifacts.log_report(context.store, run, value)
+                    registry.register_evaluated(context.store, run, key, value)
                 elif role is Role.TRIAL_SCORE:
                     tuning.log_score(context.store, run, value)
                 elif role in artifacts.FIGURE_FILES:
