@@ -29,7 +29,7 @@ def epoch_flops(train_images: int, validation_images: int) -> float:
     return train_images * TRAIN_FLOPS + validation_images * FORWARD_FLOPS
 
 
-def _best_gflops(fn, flops: float, repeats: int = 5) -> float:
+def _best_gflops(fn, flops: float, repeats: int = 10) -> float:
     fn()  # warm-up: tracing, oneDNN primitive creation
     best = min(_timed(fn) for _ in range(repeats))
     return flops / best / 1e9

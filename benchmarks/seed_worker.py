@@ -29,9 +29,15 @@ def describe(tf) -> dict:
         onednn = bool(_pywrap_util_port.IsMklEnabled())
     except (ImportError, AttributeError):
         onednn = None
+    try:
+        import keras  # Keras 2.15 under TF 2.15, Keras 3 otherwise
+
+        keras_version = keras.__version__
+    except ImportError:
+        keras_version = None
     return {
         "tensorflow": tf.__version__,
-        "keras": getattr(tf.keras, "__version__", None),
+        "keras": keras_version,
         "onednn_enabled": onednn,
         "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
         "python": sys.version.split()[0],
