@@ -1,0 +1,59 @@
+"""The one schema for the project's parameters (``conf/*/parameters*.yml``), and its checks.
+
+Everything a user can set with ``--params`` or in ``conf/`` is declared in
+:mod:`.schema`, so a typo or an out-of-range value is rejected before any data
+loads or any model trains. Nodes receive the typed sections (Kedro instantiates
+a pydantic model for a ``params:`` input whose type hint is one), and
+:func:`validate_parameters` (:mod:`.validation`) checks the whole tree, unknown
+keys included, once per run, when the Kedro context is created.
+"""
+
+from .schema import (
+    ACTIVATION_TYPES,
+    DATA_SOURCES,
+    DEFAULT_MAX_IMAGES,
+    PROTOCOLS,
+    ActivationSpec,
+    CompareParams,
+    DataParams,
+    ELUSpec,
+    LeakyReLUSpec,
+    ModelParams,
+    OptimizerParams,
+    PReLUSpec,
+    ProjectParameters,
+    ReLUSpec,
+    RReLUSpec,
+    TrainingParams,
+    TuningParams,
+)
+from .validation import (
+    InvalidParametersError,
+    check_batch_size,
+    training_images,
+    validate_parameters,
+)
+
+__all__ = [
+    "ACTIVATION_TYPES",
+    "DATA_SOURCES",
+    "DEFAULT_MAX_IMAGES",
+    "PROTOCOLS",
+    "ActivationSpec",
+    "CompareParams",
+    "DataParams",
+    "ELUSpec",
+    "InvalidParametersError",
+    "LeakyReLUSpec",
+    "ModelParams",
+    "OptimizerParams",
+    "PReLUSpec",
+    "ProjectParameters",
+    "RReLUSpec",
+    "ReLUSpec",
+    "TrainingParams",
+    "TuningParams",
+    "check_batch_size",
+    "training_images",
+    "validate_parameters",
+]

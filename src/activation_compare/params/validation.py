@@ -1,0 +1,173 @@
+"""Checking a parameter tree: one message listing every problem, and checks against the data's size.
+
+The messages name the parameter, the value and what is allowed, and suggest the
+right name for a misspelt one (from the schema's own names).
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from activation_compare.errors import UserError
+
+from .schema import (
+    ACTIVATION_TYPES,
+    DataParams,
+    ELUSpec,
+    LeakyReLUSpec,
+    PReLUSpec,
+    ProjectParameters,
+    ReLUSpec,
+    RReLUSpec,
+)
+
+_WHERE_PARAMETERS_LIVE = (
+    "Parameters live in conf/<env>/parameters*.yml and can be overridden with "
+    "kedro run --params 'key=value'."
+)
+
+
+class InvalidParametersError(UserError, ValueError):
+    """Raised with one line per problem: the parameter, the value, what is allowed."""
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    """The dotted parameter name of a pydantic error location.
+
+    Drops the discriminator tag pydantic adds inside ``activations.<name>``
+    (``('activations', 'rrelu', 'rrelu', 'lower')`` is ``activations.rrelu.lower``).
+    """
+    parts = list(loc)
+    if len(parts) >= 3 and parts[0] == "activations" and parts[2] in ACTIVATION_TYPES:
+        del parts[2]
+    return ".".join(str(part) for part in parts)
+
+
+def _schema_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every dotted parameter name the schema declares (activations by their type's fields)."""
+    paths = []
+    for name, field in model.model_fields.items():
+        path = f"{prefix}{name}"
+        paths.append(path)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            paths.extend(_schema_paths(annotation, f"{path}."))
+    return paths
+
+
+_ACTIVATION_SPECS = (ReLUSpec, RReLUSpec, LeakyReLUSpec, PReLUSpec, ELUSpec)
+
+
+def _suggestion(location: str) -> str:
+    """' — did you mean x.y?' for a misspelt parameter, from the schema's names."""
+    candidates = _schema_paths(ProjectParameters)
+    parts = location.split(".")
+    if parts[0] == "activations" and len(parts) >= 3:
+        # activations.<name>.<option>: the options of every activation type.
+        head = ".".join(parts[:2])
+        candidates = [
+            f"{head}.{field}" for spec in _ACTIVATION_SPECS for field in spec.model_fields
+        ]
+    leaf = parts[-1]
+    # A right name in the wrong place of its section (training.learning_rate) first:
+    # a similar name of another section (tuning.learning_rates) is a worse guess.
+    close = [p for p in candidates if p.split(".")[0] == parts[0] and p.split(".")[-1] == leaf][:1]
+    close = close or difflib.get_close_matches(location, candidates, n=1, cutoff=0.6)
+    if not close:  # a right name in the wrong section
+        close = [path for path in candidates if path.split(".")[-1] == leaf][:1]
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _describe_error(error: dict[str, Any]) -> str:
+    location = _location(error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"{location}: unknown parameter{_suggestion(location) or ' (is it misspelt?)'}"
+    # Our own validators' messages already name the parameter and the value.
+    message = error["msg"].removeprefix("Value error, ")
+    if not location:
+        return message
+    value = error.get("input")
+    shown = "" if isinstance(value, dict) else f" = {value!r}"
+    return f"{location}{shown}: {message}"
+
+
+def training_images(
+    data: DataParams, source_images: int | None, held_out: int | None = None
+) -> int | None:
+    """How many images a run trains on, from the source's count and ``data.*``, if known.
+
+    ``data.limit_train`` caps the count; ``data.validation_split`` holds out a
+    fraction of it (rounded per class at run time, so this is the count to within
+    a few images), or ``held_out`` images (the rigorous protocol's
+    ``tuning.validation_size``) are held out.
+    """
+    images = source_images
+    if data.limit_train is not None:
+        images = data.limit_train if images is None else min(images, data.limit_train)
+    if images is None:
+        return None
+    if held_out is not None:
+        return images - held_out
+    return images - round(images * data.validation_split)
+
+
+def check_batch_size(params: ProjectParameters, source_images: int | None) -> None:
+    """Refuse, before the run, a batch larger than the training set the run will have.
+
+    Args:
+        params: the run's validated parameters.
+        source_images: the training images the configured source holds, when it is
+            known without loading it (``ImageSourceDataset.train_images()``).
+
+    Raises:
+        InvalidParametersError: naming training.batch_size, the training set's size
+            and where that size comes from.
+    """
+    rigorous = params.compare.protocol == "rigorous"
+    held_out = params.tuning.validation_size if rigorous else None
+    images = training_images(params.data, source_images, held_out)
+    if rigorous and images is not None and images <= 0:
+        available = images + params.tuning.validation_size
+        raise InvalidParametersError(
+            "Invalid parameters (1):\n"
+            f"  - tuning.validation_size = {params.tuning.validation_size}: leaves no training "
+            f"images of the {available:,} the run has (data.source={params.data.source!r}"
+            + (f", data.limit_train={params.data.limit_train}" if params.data.limit_train else "")
+            + f"); expected fewer than {available:,}\n{_WHERE_PARAMETERS_LIVE}"
+        )
+    if images is None or params.training.batch_size <= images:
+        return
+    data = params.data
+    origin = [f"data.source={data.source!r}"]
+    if source_images is not None:
+        origin.append(f"{source_images:,} training images")
+    if data.limit_train is not None:
+        origin.append(f"data.limit_train={data.limit_train}")
+    if data.validation_split:
+        origin.append(f"data.validation_split={data.validation_split}")
+    if rigorous:
+        origin.append(f"tuning.validation_size={held_out} held out")
+    raise InvalidParametersError(
+        "Invalid parameters (1):\n"
+        f"  - training.batch_size = {params.training.batch_size}: larger than the "
+        f"{images:,} images the run trains on ({', '.join(origin)}); expected at most "
+        f"{images:,}\n{_WHERE_PARAMETERS_LIVE}"
+    )
+
+
+def validate_parameters(raw: dict[str, Any]) -> ProjectParameters:
+    """Check the whole parameter tree; raise one error that lists every problem."""
+    try:
+        params = ProjectParameters.model_validate(raw)
+    except ValidationError as exc:
+        problems = "\n".join(f"  - {_describe_error(e)}" for e in exc.errors())
+        raise InvalidParametersError(
+            f"Invalid parameters ({exc.error_count()}):\n{problems}\n{_WHERE_PARAMETERS_LIVE}"
+        ) from None
+    # data.limit_train alone can tell that a batch cannot fit; the source's own
+    # count is checked once the catalog exists (check_batch_size's other caller).
+    check_batch_size(params, None)
+    return params
