@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import logging
-import math
-import time
 from typing import Any
 
-import keras
 import numpy as np
-import pandas as pd
-import tensorflow as tf
-from sklearn.metrics import accuracy_score, confusion_matrix
 
 from activation_compare.datasets.types import LabelledImages
 from activation_compare.divergence import check_divergence
 from activation_compare.errors import UserError
 from activation_compare.identity import FIRST_EPOCH, ModelKey
-from activation_compare.models import build_seed_cnn, parse_activation
+from activation_compare.lazy_types import DataFrame, Model
 from activation_compare.params import ModelParams, TrainingParams
-from activation_compare.training_events import EpochEventsCallback
 from activation_compare.training_state import Checkpoints, training_session
 
-from . import input_pipeline
+# Keras, TensorFlow, pandas and scikit-learn are imported inside the nodes that use
+# them: the pipelines import this module to be built (lazy_types.py says why).
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +34,7 @@ class NonFiniteLossError(UserError, RuntimeError):
 
 def build_model(
     activation: dict[str, Any], model_params: ModelParams, *, key: ModelKey
-) -> keras.Model:
+) -> Model:
     """Build the original experiment's CNN with the given activation.
 
     Args:
@@ -51,40 +45,26 @@ def build_model(
     Returns:
         An uncompiled Keras model.
     """
+    import keras
+
+    from activation_compare.models import build_seed_cnn, parse_activation
+
     keras.utils.set_random_seed(key.seed)
     model = build_seed_cnn(parse_activation(activation), seed=key.seed)
     model.name = f"{model_params.architecture}_{key.name}"
     return model
 
 
-class _EpochTimer(keras.callbacks.Callback):
-    """Wall-clock seconds per epoch, training and validation together."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seconds: list[float] = []
-        self._start = 0.0
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.seconds.append(time.perf_counter() - self._start)
-        if logs is not None:
-            logs["epoch_time_s"] = self.seconds[-1]
-            loss = logs.get("loss")
-            if loss is not None and not math.isfinite(float(loss)):
-                self.model.stop_training = True
-
-
 def _training_device() -> str:
     """Where TensorFlow will train: its GPUs if it sees any, else the CPU."""
+    import tensorflow as tf
+
     gpus = tf.config.list_logical_devices("GPU")
     return ", ".join(gpu.name for gpu in gpus) if gpus else "CPU"
 
 
 def train_model(
-    model: keras.Model,
+    model: Model,
     train_set: LabelledImages,
     validation_set: LabelledImages,
     params: TrainingParams,
@@ -92,7 +72,7 @@ def train_model(
     *,
     key: ModelKey,
     restore_best: bool = False,
-) -> tuple[keras.Model, pd.DataFrame]:
+) -> tuple[Model, DataFrame]:
     """Train as the original did: Adam, sparse categorical cross-entropy, shuffled batches.
 
     Args:
@@ -124,6 +104,15 @@ def train_model(
             f"training.batch_size={params.batch_size} is larger than the training set "
             f"({len(train_set)} images); choose at most {len(train_set)}"
         )
+    import keras
+    import pandas as pd
+    import tensorflow as tf
+
+    from activation_compare.training_events import EpochEventsCallback
+
+    from . import input_pipeline
+    from .epoch_timer import EpochTimer
+
     if params.deterministic:
         # Process-wide, and a no-op once set; TensorFlow then refuses unseeded
         # random ops, which set_random_seed below covers.
@@ -150,7 +139,7 @@ def train_model(
         # TensorFlow places the model on a GPU whenever it sees one (install the
         # `gpu` extra); saying which keeps slow CPU runs from being a surprise.
         logger.info("Training %s on %s", model.name, _training_device())
-        timer = _EpochTimer()
+        timer = EpochTimer()
         # Batches are gathered from the arrays in place (input_pipeline): fit() on
         # NumPy arrays would first copy both whole sets into tensors (720 MB).
         keras_history = model.fit(
@@ -188,15 +177,15 @@ def train_model(
         return model, history
 
 
-def _restore_best(session: Any, model: keras.Model) -> None:
+def _restore_best(session: Any, model: Model) -> None:
     """Give the model its best validation epoch's weights, and say which epoch that is."""
     epoch = session.restore_best(model)
     logger.info("%s: keeping the weights of epoch %d, its best validation epoch", model.name, epoch)
 
 
 def evaluate_model(
-    model: keras.Model,
-    history: pd.DataFrame,
+    model: Model,
+    history: DataFrame,
     test_set: LabelledImages,
     class_names: list[str],
     *,
@@ -212,6 +201,10 @@ def evaluate_model(
         A JSON-serialisable report: identity, final and best epoch metrics,
         test accuracy, per-class accuracy, confusion matrix, and the curves.
     """
+    from sklearn.metrics import accuracy_score, confusion_matrix
+
+    from . import input_pipeline
+
     # Batches read from the array in place: predict() on the whole array would
     # first copy it into a tensor and hold 1,000 images' activations at once,
     # which raised a full-data run's peak memory by about 1 GB (README, Speed).

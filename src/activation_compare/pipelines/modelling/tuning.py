@@ -12,18 +12,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import keras
-import pandas as pd
-
 from activation_compare.datasets.types import LabelledImages
 from activation_compare.divergence import LossDivergedError
 from activation_compare.errors import UserError
 from activation_compare.identity import ModelKey
+from activation_compare.lazy_types import DataFrame, Model
 from activation_compare.params import TrainingParams, TuningParams
 from activation_compare.training_state import Checkpoints
 
 from .nodes import HISTORY_COLUMNS, NonFiniteLossError, train_model
 
+# Keras and pandas load when a trial trains, not when the pipeline is built (lazy_types.py).
 logger = logging.getLogger(__name__)
 
 # How the choice is made, in the words the selection record and the report use.
@@ -47,7 +46,7 @@ def with_learning_rate(params: TrainingParams, learning_rate: float, epochs: int
 
 
 def train_trial(
-    model: keras.Model,
+    model: Model,
     train_set: LabelledImages,
     validation_set: LabelledImages,
     training: TrainingParams,
@@ -55,7 +54,7 @@ def train_trial(
     checkpoints: Checkpoints | None = None,
     *,
     key: ModelKey,
-) -> pd.DataFrame:
+) -> DataFrame:
     """Train one tuning trial: ``tuning.learning_rates[key.trial]`` for ``tuning.epochs`` epochs.
 
     Everything else is ``training`` (batch size, determinism …). A trial that
@@ -71,11 +70,13 @@ def train_trial(
         _, history = train_model(model, train_set, validation_set, params, checkpoints, key=key)
     except (NonFiniteLossError, LossDivergedError) as exc:
         logger.warning("%s (learning rate %g) diverged; it gets no score: %s", key.label, learning_rate, exc)
+        import pandas as pd
+
         return pd.DataFrame(columns=HISTORY_COLUMNS)
     return history
 
 
-def score_trial(history: pd.DataFrame, tuning: TuningParams, *, key: ModelKey) -> dict[str, Any]:
+def score_trial(history: DataFrame, tuning: TuningParams, *, key: ModelKey) -> dict[str, Any]:
     """A trial's score: its best validation accuracy, that epoch, and the whole validation curve.
 
     Returns:
@@ -180,7 +181,7 @@ def _grid_edge(rate: float, rates: list[float]) -> str | None:
 
 
 def train_final(
-    model: keras.Model,
+    model: Model,
     train_set: LabelledImages,
     validation_set: LabelledImages,
     training: TrainingParams,
@@ -188,7 +189,7 @@ def train_final(
     learning_rate: float,
     *,
     key: ModelKey,
-) -> tuple[keras.Model, pd.DataFrame]:
+) -> tuple[Model, DataFrame]:
     """Train a final model with its activation's chosen learning rate; keep its best validation epoch.
 
     ``learning_rate`` (the :func:`select_learning_rate` output) replaces
