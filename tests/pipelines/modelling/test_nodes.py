@@ -9,10 +9,11 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from activation_compare.datasets.atomic import AtomicCSVDataset, AtomicJSONDataset, AtomicMatplotlibDataset
+from activation_compare.datasets.provenance import RunProvenanceDataset
 from activation_compare.datasets.synthetic import make_images
 from activation_compare.datasets.types import CIFAR10_CLASSES, LabelledImages
 from activation_compare.identity import ComparePlan, ModelKey, Role
-from activation_compare.params import ModelParams, TrainingParams
+from activation_compare.params import DataParams, ModelParams, TrainingParams
 from activation_compare.pipelines.modelling import create_pipeline
 from activation_compare.pipelines.modelling.nodes import build_model, evaluate_model, train_model
 from activation_compare.training_state import Checkpoints
@@ -67,6 +68,9 @@ def test_one_model_through_the_pipeline_on_an_in_memory_catalog(tmp_path):
         "params:activations.relu": MemoryDataset({"type": "relu"}),
         "params:model": MemoryDataset(ModelParams()),
         "params:training": MemoryDataset(TrainingParams(epochs=2, batch_size=10, verbose=0)),
+        # What the figures say they come from (pipelines/reporting/provenance.py).
+        "params:data": MemoryDataset(DataParams(source="synthetic")),
+        "run_provenance": RunProvenanceDataset(environment="test", outputs=str(tmp_path), project_path=str(tmp_path)),
         KEY.dataset(Role.CHECKPOINTS): MemoryDataset(Checkpoints(tmp_path / "relu_seed0"), copy_mode="assign"),
         KEY.dataset(Role.UNTRAINED_MODEL): MemoryDataset(copy_mode="assign"),
         KEY.dataset(Role.MODEL): MemoryDataset(copy_mode="assign"),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from activation_compare.params import CompareParams
+from activation_compare.params import CompareParams, DataParams, TrainingParams
 from activation_compare.pipelines.reporting.nodes import (
     TABLE_COLUMNS,
     compare_activations,
@@ -12,6 +12,22 @@ from activation_compare.pipelines.reporting.nodes import (
     verdict,
 )
 from activation_compare.pipelines.reporting.figures import plot_model_figures
+from activation_compare.pipelines.reporting.provenance import SYNTHETIC_WARNING
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+RUN = {"environment": "smoke", "outputs": "data/smoke", "git_commit": COMMIT,
+       "git_local_changes": False, "date": "2026-12-01 15:41 UTC"}
+SYNTHETIC = DataParams(source="synthetic")
+REAL = DataParams(source="image_folder", path="../shared/data/cifar10-jpeg.tar.gz", limit_train=10000)
+TRAINING = TrainingParams(epochs=3, seeds=[0, 1])
+# The provenance inputs of every figure and of the comparison, in the pipelines' order.
+PROVENANCE = (RUN, SYNTHETIC, TRAINING)
+
+
+def _texts(figure):
+    """Every piece of text drawn on a figure (titles, labels, footers, watermarks)."""
+    figure.canvas.draw()
+    return " ".join(t.get_text() for t in figure.findobj(lambda artist: hasattr(artist, "get_text")))
 
 
 def _report(activation, seed, test_accuracy, epochs=3):
@@ -71,7 +87,7 @@ def test_compare_builds_table_summary_markdown_and_figure():
         _report("rrelu", 0, 0.70), _report("rrelu", 1, 0.705),
     ]
     table, markdown, figure, summary = compare_activations(
-        CompareParams(activations=["relu", "rrelu"]), *reports
+        CompareParams(activations=["relu", "rrelu"]), *PROVENANCE, *reports
     )
     assert list(table.columns) == TABLE_COLUMNS
     assert len(table) == 4
@@ -87,7 +103,7 @@ def test_compare_builds_table_summary_markdown_and_figure():
 
 
 def test_model_figures_are_figures():
-    curves, confusion = plot_model_figures(_report("rrelu", 0, 0.6))
+    curves, confusion = plot_model_figures(_report("rrelu", 0, 0.6), *PROVENANCE)
     assert isinstance(curves, Figure) and isinstance(confusion, Figure)
     assert len(curves.axes[0].lines) == 2
 
@@ -103,7 +119,7 @@ def test_the_rigorous_report_says_the_chosen_rate_and_why():
     ]
     reports = [_report(a, s, 0.6 + s / 100) for a in ("relu", "rrelu") for s in (0, 1)]
     params = CompareParams(protocol="rigorous")
-    table, markdown, figure, summary = compare_rigorous(params, *selections, *reports, selections=2)
+    table, markdown, figure, summary = compare_rigorous(params, *PROVENANCE, *selections, *reports, selections=2)
     assert table["learning_rate"].tolist() == [0.001, 0.001, 0.003, 0.003]
     assert summary["protocol"] == "rigorous"
     assert summary["tuning"]["rrelu"]["learning_rate"] == 0.003
@@ -121,7 +137,42 @@ def test_model_figures_have_whole_epoch_ticks_numbered_from_one():
         "curves": {"epoch": [1, 2], "accuracy": [0.3, 0.5], "val_accuracy": [0.4, 0.5]},
         "confusion_matrix": [[1, 0], [0, 1]], "class_names": ["a", "b"],
     }
-    curves, _ = plot_model_figures(report)
+    curves, _ = plot_model_figures(report, *PROVENANCE)
     curves.canvas.draw()
     ticks = [t for t in curves.axes[0].get_xticks() if 1 <= t <= 2]
     assert ticks == [1.0, 2.0]
+
+
+def test_synthetic_data_are_said_plainly_on_figures_and_in_the_comparison():
+    reports = [_report(a, s, 0.6) for a in ("relu", "rrelu") for s in (0, 1)]
+    _, markdown, figure, summary = compare_activations(CompareParams(), *PROVENANCE, *reports)
+    assert SYNTHETIC_WARNING == "SYNTHETIC DATA — not CIFAR-10"
+    assert SYNTHETIC_WARNING in markdown.split("## Per model")[0]
+    assert SYNTHETIC_WARNING in _texts(figure)
+    for model_figure in plot_model_figures(reports[0], *PROVENANCE):
+        assert SYNTHETIC_WARNING in _texts(model_figure)
+    assert summary["provenance"]["synthetic"] is True
+
+
+def test_provenance_names_data_environment_epochs_seeds_date_and_commit():
+    reports = [_report(a, 0, 0.6) for a in ("relu", "rrelu")]
+    _, markdown, figure, summary = compare_activations(CompareParams(), RUN, REAL, TRAINING, *reports)
+    assert summary["provenance"] == {
+        "data_source": "image_folder", "data_path": "../shared/data/cifar10-jpeg.tar.gz",
+        "synthetic": False, "limit_train": 10000, "limit_test": None,
+        "environment": "smoke", "outputs": "data/smoke", "epochs": 3, "seeds": [0, 1],
+        "date": "2026-12-01 15:41 UTC", "git_commit": COMMIT, "git_local_changes": False,
+    }
+    assert "SYNTHETIC" not in markdown and "SYNTHETIC" not in _texts(figure)
+    for text in (markdown, _texts(figure), _texts(plot_model_figures(reports[0], RUN, REAL, TRAINING)[1])):
+        for fact in ("image_folder (../shared/data/cifar10-jpeg.tar.gz)", "at most 10000 train images",
+                     "smoke", "2026-12-01 15:41 UTC", COMMIT[:10]):
+            assert fact in text
+    assert "- epochs: 3; seeds: 0, 1" in markdown
+    assert "3 epochs · run's seeds 0,1" in _texts(figure)
+
+
+def test_a_commit_with_local_changes_says_so():
+    run = {**RUN, "git_local_changes": True}
+    _, markdown, _, _ = compare_activations(CompareParams(), run, REAL, TRAINING, _report("relu", 0, 0.6))
+    assert f"git commit: {COMMIT[:10]} + local changes" in markdown

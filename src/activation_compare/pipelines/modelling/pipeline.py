@@ -24,11 +24,12 @@ from activation_compare.identity import (
 from activation_compare.pipelines.binding import bound as _bound
 from activation_compare.pipelines.binding import picklable
 from activation_compare.pipelines.reporting.figures import plot_model_figures
+from activation_compare.pipelines.reporting.provenance import PROVENANCE_INPUTS, RUN_PROVENANCE
 
 from .nodes import build_model, evaluate_model, train_model
 
 # Inputs shared by every namespace rather than namespaced per activation.
-SHARED_INPUTS = {TRAIN_SET, VALIDATION_SET, TEST_SET, CLASS_NAMES}
+SHARED_INPUTS = {TRAIN_SET, VALIDATION_SET, TEST_SET, CLASS_NAMES, RUN_PROVENANCE}
 # The tag of the training nodes (``kedro run --tags training``).
 TRAINING_TAG = "training"
 
@@ -68,7 +69,7 @@ def _model_nodes(key: ModelKey) -> list[Node]:
         ),
         Node(
             func=plot_model_figures,
-            inputs=data(Role.REPORT),
+            inputs=[data(Role.REPORT), *PROVENANCE_INPUTS],
             outputs=[data(Role.ACCURACY_CURVES), data(Role.CONFUSION_MATRIX)],
             name=key.local_node(Step.PLOT),
             tags=tags,
@@ -91,6 +92,7 @@ def namespace_pipeline(activation: str, models: Sequence[ModelKey]) -> Pipeline:
             "params:activation": f"params:activations.{activation}",
             "params:model": "params:model",
             "params:training": "params:training",
+            "params:data": "params:data",
         },
     )
     # Worker processes of ParallelRunner get the nodes by pickle.

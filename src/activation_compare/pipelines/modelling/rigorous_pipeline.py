@@ -27,6 +27,7 @@ from activation_compare.identity import (
     Step,
 )
 from activation_compare.pipelines.reporting.figures import plot_model_figures
+from activation_compare.pipelines.reporting.provenance import PROVENANCE_INPUTS
 
 from .nodes import build_model, evaluate_model
 from activation_compare.pipelines.binding import bound as _bound
@@ -106,7 +107,7 @@ def _final_nodes(key: ModelKey) -> list[Node]:
         ),
         Node(
             func=plot_model_figures,
-            inputs=data(Role.REPORT),
+            inputs=[data(Role.REPORT), *PROVENANCE_INPUTS],
             outputs=[data(Role.ACCURACY_CURVES), data(Role.CONFUSION_MATRIX)],
             name=key.local_node(Step.PLOT),
             tags=tags,
@@ -136,6 +137,7 @@ def rigorous_namespace_pipeline(
             "params:activation": f"params:activations.{activation}",
             "params:model": "params:model",
             "params:training": "params:training",
+            "params:data": "params:data",
             "params:tuning": "params:tuning",
         },
     ))

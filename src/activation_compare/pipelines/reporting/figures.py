@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from activation_compare.identity import FIRST_EPOCH
+from activation_compare.lazy_types import Figure
+from activation_compare.params import DataParams, TrainingParams
+
+from .provenance import describe_run, stamp_figure
 
 
 def _epochs(report: dict[str, Any], count: int) -> np.ndarray:
@@ -25,18 +27,32 @@ def _epochs(report: dict[str, Any], count: int) -> np.ndarray:
 
 
 def _integer_epochs(ax: Any) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     # Epochs are whole numbers: no 1.5 ticks on short runs.
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def plot_model_figures(report: dict[str, Any]) -> tuple[Figure, Figure]:
+def plot_model_figures(
+    report: dict[str, Any], run: dict[str, Any], data: DataParams, training: TrainingParams
+) -> tuple[Figure, Figure]:
     """Draw one model's accuracy curves and its test-set confusion matrix.
+
+    Args:
+        report: The model's evaluation report.
+        run: The ``run_provenance`` dataset (environment, commit, date).
+        data: The ``data`` parameters; training: the ``training`` parameters
+            (both for the provenance under each figure).
 
     Figures are built without pyplot so nothing accumulates in global state
     across many models.
     """
+    # matplotlib loads when a figure is drawn, not when the pipeline is built (lazy_types.py).
+    from matplotlib.figure import Figure
+
+    provenance = describe_run(run, data, training)
     title = f"{report['activation']} (seed {report['seed']})"
-    curves = Figure(figsize=(6, 4), layout="constrained")
+    curves = Figure(figsize=(6, 4.4), layout="constrained")
     ax = curves.add_subplot()
     epochs = _epochs(report, len(report["curves"]["accuracy"]))
     ax.plot(epochs, report["curves"]["accuracy"], label="train", linestyle="--")
@@ -45,10 +61,11 @@ def plot_model_figures(report: dict[str, Any]) -> tuple[Figure, Figure]:
     _integer_epochs(ax)
     ax.grid(alpha=0.3)
     ax.legend()
+    stamp_figure(curves, provenance)
 
     matrix = np.asarray(report["confusion_matrix"])
     names = report["class_names"]
-    confusion = Figure(figsize=(6.5, 5.5), layout="constrained")
+    confusion = Figure(figsize=(6.5, 5.9), layout="constrained")
     ax = confusion.add_subplot()
     image = ax.imshow(matrix, cmap="Blues")
     confusion.colorbar(image, ax=ax, shrink=0.8)
@@ -63,12 +80,20 @@ def plot_model_figures(report: dict[str, Any]) -> tuple[Figure, Figure]:
     for (row, col), count in np.ndenumerate(matrix):
         colour = "white" if count > threshold else "black"
         ax.text(col, row, str(count), ha="center", va="center", fontsize=7, color=colour)
+    stamp_figure(confusion, provenance)
     return curves, confusion
 
 
-def overlay_figure(reports: Sequence[dict[str, Any]], activations: list[str]) -> Figure:
-    """Train and validation accuracy of every activation overlaid (mean ± s.d. over seeds)."""
-    figure = Figure(figsize=(8, 5), layout="constrained")
+def overlay_figure(
+    reports: Sequence[dict[str, Any]], activations: list[str], provenance: dict[str, Any]
+) -> Figure:
+    """Train and validation accuracy of every activation overlaid (mean ± s.d. over seeds).
+
+    ``provenance`` (:func:`~.provenance.describe_run`) is written under the plot.
+    """
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 5.4), layout="constrained")
     ax = figure.add_subplot()
     colours = {name: f"C{i}" for i, name in enumerate(activations)}
     for name in activations:
@@ -91,4 +116,5 @@ def overlay_figure(reports: Sequence[dict[str, Any]], activations: list[str]) ->
     _integer_epochs(ax)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    stamp_figure(figure, provenance)
     return figure

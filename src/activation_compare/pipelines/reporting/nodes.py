@@ -7,13 +7,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from matplotlib.figure import Figure
-from scipy import stats
 
-from activation_compare.params import CompareParams
+from activation_compare.lazy_types import DataFrame, Figure
+from activation_compare.params import CompareParams, DataParams, TrainingParams
 
 from .figures import overlay_figure
+from .provenance import describe_run, provenance_markdown
+
+# pandas and SciPy load when the comparison runs, not when the pipeline is built (lazy_types.py).
 
 TABLE_COLUMNS = [
     "activation",
@@ -41,6 +42,8 @@ def paired_difference(
     differences = np.asarray(values, dtype=float) - np.asarray(baseline, dtype=float)
     n = len(differences)
     mean = float(differences.mean())
+    from scipy import stats
+
     if n < 2:
         return {"n": n, "mean": mean, "ci_low": None, "ci_high": None, "p_value": None}
     sem = float(differences.std(ddof=1) / math.sqrt(n))
@@ -76,20 +79,31 @@ def verdict(activation: str, baseline: str, diff: dict[str, Any], confidence_lev
 
 
 def compare_activations(
-    params: CompareParams, *reports: dict[str, Any]
-) -> tuple[pd.DataFrame, str, Figure, dict[str, Any]]:
+    params: CompareParams,
+    run: dict[str, Any],
+    data: DataParams,
+    training: TrainingParams,
+    *reports: dict[str, Any],
+) -> tuple[DataFrame, str, Figure, dict[str, Any]]:
     """Put every trained model side by side and say how sure the verdict is.
 
     Args:
         params: The ``compare`` parameters (activations, baseline, confidence level).
+        run: The ``run_provenance`` dataset (environment, outputs, git commit, date).
+        data: The ``data`` parameters; training: the ``training`` parameters
+            (with ``run``, the provenance of the comparison).
         *reports: One evaluation report per trained model (activation × seed).
 
     Returns:
         The per-model table, the same table and the summary as Markdown, the
         overlay figure of accuracy curves, and a JSON-serialisable summary with
-        per-activation means and standard deviations and, per activation, the
-        paired difference to the baseline with its confidence interval.
+        its provenance, per-activation means and standard deviations and, per
+        activation, the paired difference to the baseline with its confidence
+        interval. Synthetic data are said so in the Markdown and the figure.
     """
+    import pandas as pd
+
+    provenance = describe_run(run, data, training)
     table = pd.DataFrame([{c: r[c] for c in TABLE_COLUMNS} for r in reports], columns=TABLE_COLUMNS)
     activations = [a for a in params.activations if a in set(table["activation"])]
     grouped = table.groupby("activation", sort=False)
@@ -121,20 +135,23 @@ def compare_activations(
                 "verdict": verdict(name, baseline, diff, params.confidence_level),
             }
     summary = {
+        "provenance": provenance,
         "baseline": baseline,
         "confidence_level": params.confidence_level,
         "per_activation": per_activation,
         "comparisons": comparisons,
     }
-    return table, _markdown(table, summary), overlay_figure(reports, activations), summary
+    figure = overlay_figure(reports, activations, provenance)
+    return table, _markdown(table, summary), figure, summary
 
 
 def _fmt(mean: float, std: float | None, scale: float = 100.0) -> str:
     return f"{scale * mean:.2f}" + (f" ± {scale * std:.2f}" if std is not None else "")
 
 
-def _markdown(table: pd.DataFrame, summary: dict[str, Any]) -> str:
-    lines = ["# Activation comparison", "", "## Per model", "", table.to_markdown(index=False, floatfmt=".4f"), ""]
+def _markdown(table: DataFrame, summary: dict[str, Any]) -> str:
+    lines = ["# Activation comparison", "", *provenance_markdown(summary["provenance"])]
+    lines += ["## Per model", "", table.to_markdown(index=False, floatfmt=".4f"), ""]
     lines += [
         "## Per activation (test accuracy and train−test gap in %, mean ± s.d. over seeds)",
         "",
@@ -154,12 +171,18 @@ def _markdown(table: pd.DataFrame, summary: dict[str, Any]) -> str:
 
 
 def compare_rigorous(
-    params: CompareParams, *inputs: dict[str, Any], selections: int
-) -> tuple[pd.DataFrame, str, Figure, dict[str, Any]]:
+    params: CompareParams,
+    run: dict[str, Any],
+    data: DataParams,
+    training: TrainingParams,
+    *inputs: dict[str, Any],
+    selections: int,
+) -> tuple[DataFrame, str, Figure, dict[str, Any]]:
     """The comparison of the rigorous protocol: as :func:`compare_activations`, plus how it chose.
 
     Args:
         params: The ``compare`` parameters.
+        run, data, training: The provenance inputs, as :func:`compare_activations`'s.
         *inputs: The learning-rate selection of every activation (the first
             ``selections``), then one evaluation report per final model.
         selections: How many of ``inputs`` are selections.
@@ -170,7 +193,7 @@ def compare_rigorous(
         why, every trial's score), the Markdown a section saying the same.
     """
     chosen, reports = inputs[:selections], inputs[selections:]
-    table, markdown, figure, summary = compare_activations(params, *reports)
+    table, markdown, figure, summary = compare_activations(params, run, data, training, *reports)
     rates = {s["activation"]: s["learning_rate"] for s in chosen}
     table.insert(2, "learning_rate", table["activation"].map(rates))
     summary["protocol"] = "rigorous"

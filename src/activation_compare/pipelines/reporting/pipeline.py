@@ -17,6 +17,7 @@ from activation_compare.identity import (
 from activation_compare.pipelines.binding import bound as _bound
 
 from .nodes import compare_activations, compare_rigorous
+from .provenance import PROVENANCE_INPUTS
 
 
 def create_pipeline(plan: ComparePlan) -> Pipeline:
@@ -31,14 +32,14 @@ def create_pipeline(plan: ComparePlan) -> Pipeline:
             reports = [key.dataset(Role.REPORT) for key in plan.final_models]
             node = Node(
                 func=_bound(compare_rigorous, selections=len(selections)),
-                inputs=["params:compare", *selections, *reports],
+                inputs=["params:compare", *PROVENANCE_INPUTS, *selections, *reports],
                 outputs=[output.value for output in ComparisonOutput],
                 name=COMPARE_NODE,
             )
         else:
             node = Node(
                 func=compare_activations,
-                inputs=["params:compare", *plan.datasets(Role.REPORT)],
+                inputs=["params:compare", *PROVENANCE_INPUTS, *plan.datasets(Role.REPORT)],
                 outputs=[output.value for output in ComparisonOutput],
                 name=COMPARE_NODE,
             )

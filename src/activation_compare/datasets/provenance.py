@@ -1,0 +1,93 @@
+"""Where a run's results come from: its Kedro environment, outputs folder, git commit and date.
+
+The reporting nodes put this on every figure and in the comparison (README,
+"Look at the results"), so they take it as an input, like any data: the
+catalog entry ``run_provenance`` names the environment and the outputs folder
+from the environment's ``globals.yml``; the commit and date are read here, on
+load, so the nodes stay pure functions of their inputs.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kedro.io import AbstractDataset
+
+from .errors import ReadOnlyDatasetError
+
+
+def git_commit(project_path: Path) -> str | None:
+    """The commit checked out in the project's git repository; None outside one."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=project_path,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = result.stdout.strip()
+    return commit if result.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", commit) else None
+
+
+def has_local_changes(project_path: Path) -> bool | None:
+    """Whether tracked files differ from the commit (the results may not match it); None outside git."""
+    try:
+        result = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=project_path,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(result.stdout.strip()) if result.returncode == 0 else None
+
+
+class RunProvenanceDataset(AbstractDataset[None, dict[str, Any]]):
+    """Read-only: the environment, outputs folder, git commit and date of the run that loads it.
+
+    Args:
+        environment: The Kedro environment's name (``globals.yml``: ``environment``).
+        outputs: The environment's outputs folder (``globals.yml``: ``paths.outputs``).
+        project_path: The git checkout whose commit is recorded (default: the
+            working directory, which Kedro sets to the project root).
+
+    The date is the first load's (UTC, to the minute), kept for the life of
+    the dataset, so every figure of one run carries the same one.
+    """
+
+    def __init__(self, environment: str, outputs: str, project_path: str = ".") -> None:
+        self._environment = str(environment)
+        self._outputs = str(outputs)
+        self._project_path = Path(project_path)
+        self._loaded: dict[str, Any] | None = None
+
+    def _describe(self) -> dict[str, Any]:
+        return {"environment": self._environment, "outputs": self._outputs}
+
+    def _exists(self) -> bool:
+        return True
+
+    def save(self, data: dict[str, Any]) -> None:
+        raise ReadOnlyDatasetError(f"{type(self).__name__} is read-only: it describes the run")
+
+    def load(self) -> dict[str, Any]:
+        if self._loaded is None:
+            self._loaded = {
+                "environment": self._environment,
+                "outputs": self._outputs,
+                "git_commit": git_commit(self._project_path),
+                "git_local_changes": has_local_changes(self._project_path),
+                "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            }
+        return dict(self._loaded)

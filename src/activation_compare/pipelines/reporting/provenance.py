@@ -1,0 +1,102 @@
+"""What a figure or comparison was made from: data, environment, epochs, seeds, date, commit.
+
+One description, built from the run's parameters and the catalog's
+``run_provenance`` (:class:`~activation_compare.datasets.provenance.RunProvenanceDataset`),
+and the two ways it is shown: a figure footer and a Markdown section. Synthetic
+data is said plainly on both, so a smoke run's figure is never taken for a
+result on CIFAR-10.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from activation_compare.params import DataParams, TrainingParams
+
+SYNTHETIC_WARNING = "SYNTHETIC DATA — not CIFAR-10"
+# The catalog entry of the run's environment, outputs folder, commit and date.
+RUN_PROVENANCE = "run_provenance"
+# The inputs, after the report, of every node that draws a figure or writes the comparison.
+PROVENANCE_INPUTS = [RUN_PROVENANCE, "params:data", "params:training"]
+
+
+def describe_run(run: dict[str, Any], data: DataParams, training: TrainingParams) -> dict[str, Any]:
+    """The provenance of a run's results, JSON-serialisable.
+
+    Args:
+        run: The ``run_provenance`` dataset (environment, outputs, git commit, date).
+        data: The ``data`` parameters (source, path, subsamples).
+        training: The ``training`` parameters (epochs, seeds).
+    """
+    return {
+        "data_source": data.source,
+        "data_path": data.path,
+        "synthetic": data.source == "synthetic",
+        "limit_train": data.limit_train,
+        "limit_test": data.limit_test,
+        "environment": run["environment"],
+        "outputs": run["outputs"],
+        "epochs": training.epochs,
+        "seeds": list(training.seeds),
+        "date": run["date"],
+        "git_commit": run["git_commit"],
+        "git_local_changes": run.get("git_local_changes"),
+    }
+
+
+def _data(provenance: dict[str, Any]) -> str:
+    source = provenance["data_source"]
+    text = f"{source} ({provenance['data_path']})" if provenance["data_path"] else source
+    limits = [
+        f"{limit} {split} images"
+        for split, limit in (("train", provenance["limit_train"]), ("test", provenance["limit_test"]))
+        if limit is not None
+    ]
+    return text + (f", at most {' and '.join(limits)}" if limits else "")
+
+
+def _commit(provenance: dict[str, Any]) -> str:
+    commit = provenance["git_commit"]
+    if commit is None:
+        return "none (not a git checkout)"
+    return commit[:10] + (" + local changes" if provenance.get("git_local_changes") else "")
+
+
+def provenance_text(provenance: dict[str, Any]) -> str:
+    """Two lines for a figure's footer: data and environment; epochs, seeds, date and commit."""
+    seeds = ",".join(str(s) for s in provenance["seeds"])
+    return (
+        f"data: {_data(provenance)} · environment: {provenance['environment']}\n"
+        f"{provenance['epochs']} epochs · run's seeds {seeds} · {provenance['date']} · commit {_commit(provenance)}"
+    )
+
+
+def provenance_markdown(provenance: dict[str, Any]) -> list[str]:
+    """The ``Provenance`` section of ``comparison.md`` (a warning first when the data are synthetic)."""
+    lines = []
+    if provenance["synthetic"]:
+        lines += [f"> **{SYNTHETIC_WARNING}.** These numbers test the pipeline; they say nothing about the activations.", ""]
+    seeds = ", ".join(str(s) for s in provenance["seeds"])
+    lines += [
+        "## Provenance",
+        "",
+        f"- data: {_data(provenance)}",
+        f"- environment: {provenance['environment']} (outputs in `{provenance['outputs']}`)",
+        f"- epochs: {provenance['epochs']}; seeds: {seeds}",
+        f"- date: {provenance['date']}",
+        f"- git commit: {_commit(provenance)}"
+        + (f" (`{provenance['git_commit']}`)" if provenance["git_commit"] else ""),
+        "",
+    ]
+    return lines
+
+
+def stamp_figure(figure: Any, provenance: dict[str, Any]) -> None:
+    """Write the provenance under a figure, and SYNTHETIC DATA across it when the data are synthetic."""
+    # supxlabel, not a free text: the constrained layout makes room for it.
+    figure.supxlabel(provenance_text(provenance), fontsize=7, color="0.35")
+    if provenance["synthetic"]:
+        figure.text(
+            0.5, 0.5, SYNTHETIC_WARNING, fontsize=3 * figure.get_figwidth(), color="red", alpha=0.35,
+            ha="center", va="center", rotation=20, weight="bold",
+        )

@@ -1,0 +1,44 @@
+"""RunProvenanceDataset: the environment and outputs it is given, the checkout's commit, one date per dataset."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from kedro.io import DatasetError
+
+from activation_compare.datasets.provenance import RunProvenanceDataset
+
+
+def _git(cwd, *args):
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def test_a_checkout_gives_its_commit_and_says_when_files_changed(tmp_path):
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "file.txt").write_text("one\n")
+    _git(tmp_path, "add", "file.txt")
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+
+    dataset = RunProvenanceDataset(environment="smoke", outputs="data/smoke", project_path=str(tmp_path))
+    loaded = dataset.load()
+    assert loaded["environment"] == "smoke" and loaded["outputs"] == "data/smoke"
+    assert loaded["git_commit"] == head and loaded["git_local_changes"] is False
+    assert loaded["date"].endswith(" UTC")
+
+    (tmp_path / "file.txt").write_text("two\n")
+    changed = RunProvenanceDataset(environment="smoke", outputs="data/smoke", project_path=str(tmp_path)).load()
+    assert changed["git_local_changes"] is True
+    # One date per dataset, whatever the clock says by the next load.
+    assert dataset.load() == loaded
+
+
+def test_outside_git_there_is_no_commit(tmp_path):
+    loaded = RunProvenanceDataset(environment="default", outputs="data", project_path=str(tmp_path)).load()
+    assert loaded["git_commit"] is None and loaded["git_local_changes"] is None
+
+
+def test_it_is_read_only(tmp_path):
+    with pytest.raises(DatasetError, match="read-only"):
+        RunProvenanceDataset(environment="default", outputs="data", project_path=str(tmp_path)).save({})
