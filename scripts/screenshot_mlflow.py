@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Screenshot MLflow's comparison of the newest ``compare`` run's models (RReLU vs ReLU).
+"""Screenshot MLflow's runs and comparison view of the newest ``compare`` run (RReLU vs ReLU).
 
 Needs Chromium from the OS (no browser download)::
 
@@ -22,10 +22,13 @@ What it does:
 3. Picks the newest finished parent run of the ``compare`` pipeline (``--run-id`` to
    choose another, ``--include-running`` to allow one still training) and its
    child runs, one per model (``<activation>-seed<N>``).
-4. Opens the experiment's run comparison (chart view) in headless Chromium,
-   filtered to those child runs, keeps the ``accuracy`` and ``val_accuracy``
-   charts (``--charts``, a regular expression), enlarges them and takes the
-   screenshot. The browser resolves no host but 127.0.0.1.
+4. In headless Chromium (which resolves no host but 127.0.0.1), opens the
+   experiment's runs table with the parent run expanded
+   (``docs/images/mlflow_runs.png``), then the link the run logged: the
+   comparison's saved chart view (``activation_compare.tracking.views``:
+   its models grouped by activation, accuracy charts), enlarges the charts
+   and takes ``docs/images/mlflow_compare.png``. No filtering by hand: what
+   the second picture shows is what a user gets from the link.
 """
 
 from __future__ import annotations
@@ -53,7 +56,6 @@ from _headless import (
     wait_for_http,
 )
 
-DEFAULT_CHARTS = r"^(val_)?accuracy$"
 PARENT_RUN_NAME = "compare"
 # MLflow's UI settings in localStorage: the classic "model training" UI, no assistant panel.
 UI_SETTINGS = {
@@ -62,15 +64,6 @@ UI_SETTINGS = {
     "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": "true",
     "databricks-dark-mode-pref": "light",
 }
-SEARCH_CHARTS = 'input[placeholder="Search metric charts"]'
-# One colour family per activation (blue, orange, green, red, purple), one shade per seed.
-COLOUR_FAMILIES = [
-    ["#1f77b4", "#6baed6", "#08519c", "#9ecae1"],
-    ["#ff7f0e", "#fdae6b", "#a63603", "#fdd0a2"],
-    ["#2ca02c", "#74c476", "#006d2c", "#a1d99b"],
-    ["#d62728", "#fb6a4a", "#a50f15", "#fcbba1"],
-    ["#9467bd", "#9e9ac8", "#54278f", "#cbc9e2"],
-]
 
 
 # --- where the runs are ---------------------------------------------------------------
@@ -159,62 +152,44 @@ def _js(value: Any) -> str:
     return json.dumps(value)
 
 
-def run_colours(children: list[Any]) -> dict[str, str]:
-    """Run id -> colour: a colour family per activation, a shade per seed (MLflow's localStorage)."""
-    activations: list[str] = []
-    seen: dict[str, int] = {}
-    colours = {}
-    for child in children:
-        activation = child.data.tags.get("activation") or child.info.run_name.rsplit("-seed", 1)[0]
-        if activation not in activations:
-            activations.append(activation)
-        family = COLOUR_FAMILIES[activations.index(activation) % len(COLOUR_FAMILIES)]
-        shade = seen.get(activation, 0)
-        seen[activation] = shade + 1
-        colours[child.info.run_id] = family[shade % len(family)]
-    return colours
+def shoot(base_url: str, experiment: Any, parent: Any, children: list[Any], args: argparse.Namespace) -> list[Path]:
+    """Two screenshots: the runs table (the parent expanded), and the comparison's saved chart view."""
+    from activation_compare.tracking import views
 
-
-def shoot(base_url: str, experiment: Any, parent: Any, children: list[Any], args: argparse.Namespace) -> Path:
     parent_id = parent.info.run_id
-    search = f"tags.mlflow.parentRunId = '{parent_id}'"
-    query = urllib.parse.urlencode(
-        {"workflowType": "machine_learning", "compareRunsMode": "CHART", "searchFilter": search},
-        quote_via=urllib.parse.quote,
-    )
-    url = f"{base_url}/#/experiments/{experiment.experiment_id}/runs?{query}"
-    row = f'[row-id="{parent_id}"]'
-    child_rows = [f'[row-id="{c.info.run_id}"]' for c in children]
     names = [c.info.run_name for c in children]
-    ui_settings = {**UI_SETTINGS, "experimentRunColors": json.dumps(run_colours(children))}
-    settings = "".join(f"localStorage.setItem({_js(k)}, {_js(v)});" for k, v in ui_settings.items())
+    settings = "".join(f"localStorage.setItem({_js(k)}, {_js(v)});" for k, v in UI_SETTINGS.items())
+    table_query = urllib.parse.urlencode({"workflowType": "machine_learning", "compareRunsMode": "TABLE"})
+    table_url = f"{base_url}/#/experiments/{experiment.experiment_id}/runs?{table_query}"
+    # The link the run logged: what a user opens.
+    view_url = views.view_url(base_url, experiment.experiment_id, parent_id)
+    row = f'[row-id="{parent_id}"]'
+    out = []
     with Browser(args.width, args.height) as browser:
         browser.send("Page.addScriptToEvaluateOnNewDocument", source=settings)
-        browser.navigate(url)
-        browser.wait_until(f"!!document.querySelector({_js(SEARCH_CHARTS)})", 180, "the runs' chart view")
-        # Child runs are grouped under their parent: expand it, then hide the parent
-        # (it has no per-epoch metrics) so the legends list only the models.
+        browser.navigate(table_url)
         expand = f"{row} button[data-component-id*=runnamecellrenderer]"
-        browser.wait_until(f"!!document.querySelector({_js(expand)})", 120, "the parent run's row")
+        browser.wait_until(f"!!document.querySelector({_js(expand)})", 180, "the parent run's row")
         browser.evaluate(f"document.querySelector({_js(expand)}).click()")
-        all_children = " && ".join(f"!!document.querySelector({_js(r)})" for r in child_rows)
-        browser.wait_until(all_children, 60, "the child runs' rows")
-        browser.evaluate(
-            f"document.querySelector({_js(row + ' input.is-visibility-toggle-checkbox')}).click()"
+        browser.wait_until(
+            " && ".join(f"!!document.querySelector('[row-id=\"{c.info.run_id}\"]')" for c in children),
+            60, "the child runs' rows",
         )
-        # Keep the charts of interest (MLflow's chart search is a case-insensitive regex).
-        browser.evaluate(f"document.querySelector({_js(SEARCH_CHARTS)}).focus()")
-        browser.send("Input.insertText", text=args.charts)
+        browser.settle(2)
+        out.append(browser.screenshot(args.out.with_name("mlflow_runs.png")))
+
+        browser.navigate("about:blank")
+        browser.navigate(view_url)
         browser.wait_until(
             "document.querySelectorAll('[data-testid=draggable-card-resize-handle]').length > 0",
-            60,
-            "a chart matching " + args.charts,
+            180, "the saved view's charts",
         )
         _enlarge_charts(browser, args.chart_height)
-        # Every chart has drawn every model's line and names it in its legend.
+        # Every chart names every activation (its group) in its legend.
+        activations = sorted({c.data.params.get("activation") or n.rsplit("-seed", 1)[0] for c, n in zip(children, names)})
         legends_ready = (
             "(() => { const t = document.querySelector('[data-testid=draggable-chart-cards-grid]')"
-            "?.innerText || ''; return " + _js(names) + ".every(n => t.includes(n)); })()"
+            "?.innerText || ''; return " + _js(activations) + ".every(n => t.includes(n)); })()"
         )
         browser.wait_until(legends_ready, 120, "the charts' legends")
         browser.send("Input.dispatchMouseEvent", type="mouseMoved", x=5, y=args.height - 5)
@@ -223,8 +198,8 @@ def shoot(base_url: str, experiment: Any, parent: Any, children: list[Any], args
             "Array.from(document.querySelectorAll('[data-testid=draggable-chart-cards-grid] > *'))"
             ".map(c => (c.innerText || '').split('\\n')[0])"
         )
-        out = browser.screenshot(args.out)
-    print(f"charts: {titles}")
+        out.append(browser.screenshot(args.out))
+    print(f"view: {view_url}\ncharts: {titles}")
     return out
 
 
@@ -270,9 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-id", help="the parent run (default: the newest finished 'compare' run)")
     parser.add_argument("--include-running", action="store_true", help="allow a run still in progress")
     parser.add_argument(
-        "--charts", default=DEFAULT_CHARTS, help=f"charts to keep, a regex (default {DEFAULT_CHARTS})"
+        "--out", help="default: <project>/docs/images/mlflow_compare.png (and mlflow_runs.png beside it)"
     )
-    parser.add_argument("--out", help="default: <project>/docs/images/mlflow_compare.png")
     parser.add_argument("--width", type=int, default=1800)
     parser.add_argument("--height", type=int, default=900)
     parser.add_argument("--chart-height", type=int, default=560, help="height of each chart, pixels")
@@ -334,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                 except Exception:
                     print(log_tail(log), file=sys.stderr)
                     raise
-    print(f"wrote {out}")
+    print("wrote " + ", ".join(map(str, out)))
     return 0
 
 

@@ -114,7 +114,7 @@ class MlflowTrackingHook:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any) -> None:
-        from activation_compare.tracking import runs
+        from activation_compare.tracking import runs, views
         from activation_compare.tracking.params import model_params, shared_params
         from activation_compare.tracking.store import TrackingUnavailableError, check_reachable, open_store
 
@@ -160,6 +160,8 @@ class MlflowTrackingHook:
             "MLflow: run %s (%s) with %d model run(s) in experiment '%s' at %s",
             name, parent.run_id, len(keys), settings.experiment_name, settings.tracking_uri,
         )
+        if len(keys) > 1 and (url := views.share_comparison(store, parent.run_id)):
+            logger.info("MLflow: the models' curves, live, once the MLflow UI runs: %s", url)
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict[str, Any]) -> None:
