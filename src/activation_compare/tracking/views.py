@@ -36,7 +36,7 @@ MODEL_TRAINING = "custom_model_development"
 # The address of ``mlflow ui`` / ``mlflow server`` started with their defaults.
 DEFAULT_UI = "http://127.0.0.1:5000"
 # The charts a comparison opens on (MLflow's chart search: a regular expression).
-CHARTS = "accuracy"
+CHARTS = "^(val_)?accuracy$"
 _DESCRIPTION = (
     "One parent run per `kedro run` of `compare`, named for what it compares, and one child run "
     "per trained model (`<activation>-seed<N>`). Each run logs a link to its comparison "
