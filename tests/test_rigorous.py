@@ -98,9 +98,9 @@ def test_the_rigorous_plan_has_trials_then_final_models_per_activation():
     ]
     assert plan.final_models == [ModelKey(a, s) for a in ("relu", "rrelu") for s in (0, 1)]
     assert plan.trials_of("rrelu") == [ModelKey("rrelu", 7, trial=0), ModelKey("rrelu", 7, trial=1)]
-    assert plan.node("rrelu.train_model_trial1_seed7_node") == (ModelKey("rrelu", 7, trial=1), Step.TRAIN)
+    assert plan.node("rrelu.train_model_rrelu_trial1_seed7_node") == (ModelKey("rrelu", 7, trial=1), Step.TRAIN)
     assert plan.tuning_node("rrelu.select_learning_rate_node") == "rrelu"
-    assert plan.tuning_node("relu.train_model_seed0_node") is None
+    assert plan.tuning_node("relu.train_model_relu_seed0_node") is None
 
 
 def test_the_test_set_feeds_only_the_final_evaluations():
@@ -127,7 +127,7 @@ def test_each_trial_and_each_final_model_is_one_dask_task():
     assert set(by_model) == set(plan.models)
     trial = by_model[ModelKey("relu", 7, trial=0)]
     assert [n.name for n in trial.nodes] == [
-        "relu.build_model_trial0_seed7_node", "relu.train_model_trial0_seed7_node", "relu.score_trial_trial0_seed7_node"
+        "relu.build_model_relu_trial0_seed7_node", "relu.train_model_relu_trial0_seed7_node", "relu.score_trial_relu_trial0_seed7_node"
     ]
     assert "relu.select_learning_rate_node" in {u.name for u in units}
 
@@ -259,9 +259,9 @@ def test_a_rigorous_run_loads_the_test_set_only_in_the_final_evaluations(tmp_pat
         session._hook_manager.register(recorder)
         session.run(pipeline_names=["compare"])
     nodes = {node for _, node in recorder.loads}
-    assert "relu.train_model_trial1_seed0_node" in nodes and "rrelu.select_learning_rate_node" in nodes
+    assert "relu.train_model_relu_trial1_seed0_node" in nodes and "rrelu.select_learning_rate_node" in nodes
     test_readers = sorted(node for name, node in recorder.loads if name == TEST_SET)
-    assert test_readers == ["relu.evaluate_model_seed0_node", "rrelu.evaluate_model_seed0_node"]
+    assert test_readers == ["relu.evaluate_model_relu_seed0_node", "rrelu.evaluate_model_rrelu_seed0_node"]
     # The trials ran with their own rates: two trials per activation, one epoch each.
     for activation in ("relu", "rrelu"):
         for trial in (0, 1):
@@ -359,5 +359,5 @@ def test_kedro_viz_shows_the_test_set_feeding_only_the_final_evaluations(tmp_pat
     (test_set,) = [i for i, name in names.items() if name == TEST_SET]
     fed = {names[e["target"]] for e in graph["edges"] if e["source"] == test_set}
     # The final evaluations, and the namespace blocks (relu, rrelu) that hold them when collapsed.
-    assert fed == {"relu.evaluate_model_seed0_node", "rrelu.evaluate_model_seed0_node", "relu", "rrelu"}
+    assert fed == {"relu.evaluate_model_relu_seed0_node", "rrelu.evaluate_model_rrelu_seed0_node", "relu", "rrelu"}
     assert {"relu.select_learning_rate_node", "hold_out_validation_node"} <= set(names.values())

@@ -1,7 +1,9 @@
 """Kedro-Viz sees what ``kedro viz run`` should show: the pipelines, one block per activation, docstrings.
 
 One ``kedro viz build`` (the real CLI, in a subprocess) runs in a throwaway
-project copy, smoke environment. It writes the same API responses that
+project copy, smoke environment; one ``kedro viz run --env paper
+--include-hooks`` (README, "Look at the results") saves its API responses and is
+stopped. It writes the same API responses that
 ``kedro viz run`` serves (``build/api/main``, ``build/api/pipelines/<name>``,
 ``build/api/nodes/<id>``) and exits: no server, no browser, no network (the
 proxy variables point at a closed port, so an accidental request fails at once
@@ -13,20 +15,32 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import copy_project, kedro_cli
+import yaml
+from conftest import KEDRO, copy_project, kedro_cli
+
+# Real CLIs in subprocesses (README, Tests).
+pytestmark = pytest.mark.slow
 
 PIPELINES = {"__default__", "compare", "data_ingestion", "data_processing", "modelling"}
 NAMESPACES = ("relu", "rrelu")  # conf/base/parameters_compare.yml, smoke keeps them
 SEED = 0  # conf/base/parameters_modelling.yml: training.seeds = [0]
-# Per namespace: node name -> (module under activation_compare.pipelines, function).
+# The label kedro-viz shows for a model's node (its name inside the namespace, which
+# names the activation too) -> (module under activation_compare.pipelines, function).
 MODEL_NODES = {
-    f"build_model_seed{SEED}_node": ("modelling/nodes.py", "build_model"),
-    f"train_model_seed{SEED}_node": ("modelling/nodes.py", "train_model"),
-    f"evaluate_model_seed{SEED}_node": ("modelling/nodes.py", "evaluate_model"),
+    "build_model_{namespace}_seed%d_node" % SEED: ("modelling/nodes.py", "build_model"),
+    "train_model_{namespace}_seed%d_node" % SEED: ("modelling/nodes.py", "train_model"),
+    "evaluate_model_{namespace}_seed%d_node" % SEED: ("modelling/nodes.py", "evaluate_model"),
+    "plot_model_figures_{namespace}_seed%d_node" % SEED: ("reporting/figures.py", "plot_model_figures"),
 }
 COMPARE_NODE = "compare_activations_node"
 
@@ -106,10 +120,14 @@ def test_one_collapsible_block_per_activation(viz_api: Path, pipeline: str) -> N
         assert namespace in root_children  # collapsed, it is one node of the top level
         inside = {c["id"] for c in data["modular_pipelines"][namespace]["children"]}
         for node in MODEL_NODES:
-            task = tasks[f"{namespace}.{node}"]
+            label = node.format(namespace=namespace)
+            task = tasks[f"{namespace}.{label}"]
             assert task["modular_pipelines"] == [namespace]
-            assert task["name"] == node  # shown without the namespace prefix
+            assert task["name"] == label  # the label: without the namespace prefix, with the activation
             assert task["id"] in inside
+    # No two nodes look the same in the graph.
+    labels = [task["name"] for task in tasks.values()]
+    assert len(labels) == len(set(labels))
 
 
 def test_data_pipelines_have_no_blocks(viz_api: Path) -> None:
@@ -140,7 +158,7 @@ def test_compare_node_collects_every_report(viz_api: Path) -> None:
 @pytest.mark.parametrize(
     "node, source",
     [
-        *[(f"{ns}.{node}", where) for ns in NAMESPACES for node, where in MODEL_NODES.items()],
+        *[(f"{ns}.{node.format(namespace=ns)}", where) for ns in NAMESPACES for node, where in MODEL_NODES.items()],
         (COMPARE_NODE, ("reporting/nodes.py", "compare_activations")),
     ],
 )
@@ -155,3 +173,53 @@ def test_node_panel_shows_the_docstring(viz_api: Path, node: str, source: tuple[
         f"{ {k: v for k, v in metadata.items() if k != 'parameters'} }"
     )
     assert metadata["run_command"] == f"kedro run --to-nodes='{node}'"
+
+
+def _free_port() -> int:
+    """A free port below 49152 (kedro-viz refuses the ephemeral range the OS would pick)."""
+    for port in random.sample(range(20000, 49000), 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 49000")
+
+
+def test_kedro_viz_run_with_env_and_hooks_shows_that_environments_activations(tmp_path: Path) -> None:
+    """README's command: `kedro viz run --env paper --include-hooks` shows the paper's activations.
+
+    The pipeline's shape comes from the run's parameters, which the project hook
+    reads (README, Design decisions); kedro-viz runs hooks only when asked to.
+    """
+    project = copy_project(tmp_path / "project")
+    paper = yaml.safe_load((project / "conf" / "paper" / "parameters.yml").read_text())
+    expected = set(paper["compare"]["activations"])
+    assert len(expected) == 5
+    saved = tmp_path / "viz"
+    env = {**{k: v for k, v in os.environ.items() if k != "KEDRO_ENV"}, **OFFLINE}
+    del env["KEDRO_ENV"]  # the environment comes from --env alone
+    log = tmp_path / "viz.log"
+    with log.open("w") as output:
+        viz = subprocess.Popen(
+            [KEDRO, "viz", "run", "--env", "paper", "--include-hooks", "--no-browser",
+             "--host", "127.0.0.1", "--port", str(_free_port()), "--save-file", str(saved)],
+            cwd=project, env=env, stdout=output, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its server process too is stopped below
+        )
+    compare = saved / "api" / "pipelines" / "compare"
+    try:
+        # The API responses are saved before the server starts serving them.
+        deadline = time.monotonic() + 300
+        while not compare.is_file() and viz.poll() is None and time.monotonic() < deadline:
+            time.sleep(1)
+        time.sleep(2)  # let the file be written completely
+    finally:
+        if viz.poll() is None:
+            os.killpg(viz.pid, signal.SIGTERM)
+        viz.wait(timeout=60)
+    assert compare.is_file(), f"no API responses saved:\n{log.read_text()[-3000:]}"
+    data = _read(compare)
+    blocks = {n["id"] for n in data["nodes"] if n["type"] == "modularPipeline"}
+    assert blocks == expected

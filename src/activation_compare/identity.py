@@ -110,7 +110,7 @@ class ModelKey:
 
     Example: ``ModelKey("relu", 0)`` is the model ``relu_seed0``: datasets
     ``relu.model_seed0``, ``relu.history_seed0`` …, nodes
-    ``relu.train_model_seed0_node`` …, MLflow run ``relu-seed0``.
+    ``relu.train_model_relu_seed0_node`` …, MLflow run ``relu-seed0``.
     ``ModelKey("relu", 0, trial=2)`` is ``relu_trial2_seed0``.
     """
 
@@ -154,11 +154,16 @@ class ModelKey:
         return f"{self.namespace}.{self.local_dataset(role)}"
 
     def local_node(self, step: Step) -> str:
-        """The node's name inside the model's namespace (for the template pipeline)."""
-        return f"{Step(step).value}_{self.token}_node"
+        """The node's name inside the model's namespace (for the template pipeline).
+
+        It names the activation too, although the namespace does: kedro-viz labels a
+        node with this name alone, and two blocks' ``train_model_seed0_node`` would
+        look the same.
+        """
+        return f"{Step(step).value}_{self.name}_node"
 
     def node(self, step: Step) -> str:
-        """The node's full name, e.g. ``relu.train_model_seed0_node``."""
+        """The node's full name, e.g. ``relu.train_model_relu_seed0_node``."""
         return f"{self.namespace}.{self.local_node(step)}"
 
     def node_tags(self) -> list[str]:

@@ -74,7 +74,7 @@ def test_failure_under_thread_runner_ends_every_run_failed(tmp_path, tracking, s
     parent = runs["relu vs rrelu, seed 0, 3 epochs, synthetic"]
     assert parent.info.status == "FAILED"
     assert parent.data.tags["kedro.error"] == "RuntimeError: diverged"
-    assert parent.data.tags["kedro.failed_node"] == "rrelu.train_model_seed0_node"
+    assert parent.data.tags["kedro.failed_node"] == "rrelu.train_model_rrelu_seed0_node"
     assert runs["rrelu-seed0"].info.status == "FAILED"
     assert runs["rrelu-seed0"].data.tags["kedro.error"] == "RuntimeError: diverged"
     # relu's nodes may all have finished in the other worker before the failure (then
