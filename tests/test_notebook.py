@@ -1,6 +1,6 @@
 """notebooks/compare_activations.ipynb runs top to bottom on a smoke ``compare`` run, so it cannot rot.
 
-A session-wide fixture runs ``kedro run --env smoke --pipeline=compare`` with two
+A module-wide fixture runs ``kedro run --env smoke --pipeline=compare`` with two
 seeds (so the notebook's mean ± s.d. bands and confidence intervals are
 exercised) in a throwaway project copy; its MLflow store is the copy's
 ``mlflow.db``. The notebook is copied into the copy's ``notebooks/`` folder and
@@ -11,7 +11,10 @@ interpreter (ipykernel; nothing is downloaded or installed globally).
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -96,6 +99,7 @@ def test_committed_notebook_has_no_outputs() -> None:
             assert cell.outputs == [] and cell.execution_count is None, "clear the notebook's outputs"
 
 
+@pytest.mark.slow
 def test_notebook_runs_on_the_latest_smoke_run(
     smoke_project: Path, kernel_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -127,8 +131,48 @@ def test_notebook_runs_on_the_latest_smoke_run(
     assert "The MLflow run matches the files read above." in text
     for name in ("relu-seed0", "relu-seed1", "rrelu-seed0", "rrelu-seed1"):
         assert name in text
+    # Where the numbers come from, said before any of them.
+    assert "SYNTHETIC DATA — not CIFAR-10" in text
+    assert "Provenance: data synthetic; environment smoke; 2 epochs; seeds [0, 1]" in text
 
 
+@pytest.mark.slow
+def test_without_kedro_env_the_notebook_reads_the_environment_of_the_newest_comparison(
+    smoke_project: Path, kernel_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the smoke environment has run here: the default environment's data/ has no comparison.
+    env = {**kernel_env, "MLFLOW_TRACKING_URI": f"sqlite:///{(smoke_project / 'mlflow.db').as_posix()}"}
+    text = _text(_execute(smoke_project / "notebooks", env, monkeypatch))
+    assert "Kedro environment: smoke (its comparison is the newest)" in text
+    assert "4 models: activations ['relu', 'rrelu'], seeds [0, 1], 2 epochs" in text
+    assert "The MLflow run matches the files read above." in text
+
+
+@pytest.mark.slow
+def test_readmes_command_leaves_an_html_page_to_open(smoke_project: Path, kernel_env: dict[str, str]) -> None:
+    """README, "Look at the results": `jupyter nbconvert --to html --execute notebooks/compare_activations.ipynb`."""
+    notebooks = smoke_project / "notebooks"
+    notebooks.mkdir(exist_ok=True)
+    shutil.copy2(NOTEBOOK, notebooks / NOTEBOOK.name)
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("KEDRO_ENV", "ACTIVATION_COMPARE_PROJECT")},
+        **kernel_env,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{(smoke_project / 'mlflow.db').as_posix()}",
+    }
+    jupyter = str(Path(sys.executable).with_name("jupyter"))
+    done = subprocess.run(
+        [jupyter, "nbconvert", "--to", "html", "--execute", f"--ExecutePreprocessor.kernel_name={KERNEL}",
+         "notebooks/compare_activations.ipynb"],
+        cwd=smoke_project, env=env, capture_output=True, text=True, timeout=900, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    page = (notebooks / "compare_activations.html").read_text(encoding="utf-8")
+    summary = json.loads(run_output(smoke_project / "data" / "smoke" / "08_reporting" / "comparison_summary.json").read_text())
+    assert summary["comparisons"]["rrelu"]["verdict"] in page
+    assert page.count("data:image/png;base64") >= 3  # the figures are in the page itself
+
+
+@pytest.mark.slow
 def test_notebook_says_to_run_the_pipeline_first(
     tmp_path: Path, kernel_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -143,6 +187,7 @@ def test_notebook_says_to_run_the_pipeline_first(
     assert not (empty / "mlflow.db").exists()  # reading never creates a store
 
 
+@pytest.mark.slow
 def test_project_root_from_env_must_be_a_project(
     tmp_path: Path, kernel_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
