@@ -55,3 +55,30 @@ def test_a_versioned_dataset_loads_its_own_runs_version_not_a_newer_one(tmp_path
     assert sorted(p.name for p in (tmp_path / "report.json").iterdir()) == [
         "2026-01-01T00.00.00.000Z", "2026-01-01T00.00.01.000Z"
     ]
+
+
+@pytest.mark.slow
+def test_a_model_with_rrelu_loads_in_a_process_that_never_imported_the_layer(tmp_path):
+    # As in a ParallelRunner or Dask worker: the evaluate node's process loads the
+    # trained model before anything there imported activation_compare.layers.
+    import subprocess
+    import sys
+
+    import keras
+
+    from activation_compare.datasets.atomic import AtomicTensorFlowModelDataset
+    from activation_compare.layers import RReLU
+
+    path = tmp_path / "rrelu.keras"
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), RReLU(name="act")])
+    AtomicTensorFlowModelDataset(filepath=str(path)).save(model)
+    script = (
+        "import sys\n"
+        "from activation_compare.datasets.atomic import AtomicTensorFlowModelDataset as D\n"
+        "assert 'activation_compare.layers' not in sys.modules\n"
+        f"model = D(filepath={str(path)!r}).load()\n"
+        "print(type(model.get_layer('act')).__name__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "RReLU"

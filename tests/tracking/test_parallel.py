@@ -52,22 +52,12 @@ def test_worker_processes_find_their_runs_in_mlflow(tmp_path, tracking, monkeypa
 
 
 PARALLEL = ("run", "--env", "smoke", "--pipeline=compare", "--runner=ParallelRunner")
-# What the real pipeline still lacks for ParallelRunner (not tracking's part): the
-# catalog's explicit MemoryDataset entries (raw_train, raw_test, {split}_set,
-# untrained models …, conf/base/catalog.yml) are not shared between worker
-# processes (only datasets made by SharedMemoryDataCatalog's runtime pattern are),
-# so a node in one worker cannot load what another saved ("'object' object has no
-# attribute 'images'"). The nodes themselves pickle since aec8a8b. With those
-# entries removed in a scratch copy, both tests' checks held. Strict: remove the
-# mark once they pass.
-needs_picklable_pipeline = pytest.mark.xfail(
-    strict=True, reason="the catalog's MemoryDataset entries are not shared between worker processes"
-)
-
+# The whole compare pipeline under ParallelRunner through the real CLI: nodes pickle
+# (pipelines/binding.py) and in-memory data crosses worker processes
+# (datasets/handover.py), so the MLflow tree must be the sequential run's.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
-@needs_picklable_pipeline
 def test_parallel_runner_records_the_same_tree_as_the_sequential_run(tmp_path, tracking):
     project = tracking.copy_project(tmp_path / "project")
     result = tracking.kedro_cli(project, *PARALLEL)
@@ -109,7 +99,6 @@ def _kill_when_training(process: subprocess.Popen, client_uri: str, experiment: 
     raise AssertionError("no model reached the epoch to kill at")
 
 
-@needs_picklable_pipeline
 def test_a_killed_parallel_run_is_continued_by_the_rerun(tmp_path, tracking):
     project = tracking.copy_project(tmp_path / "project")
     epochs = 6

@@ -74,7 +74,15 @@ class _AtomicSave:
 
 
 class AtomicTensorFlowModelDataset(_AtomicSave, TensorFlowModelDataset):
-    """``tensorflow.TensorFlowModelDataset`` with an atomic save."""
+    """``tensorflow.TensorFlowModelDataset`` with an atomic save, that knows the project's layers."""
+
+    def load(self) -> Any:
+        # Keras finds a custom layer (RReLU) by the name it was registered under,
+        # which happens when its module is imported. A worker process (ParallelRunner,
+        # Dask) or a notebook may load a model before anything imported it.
+        import activation_compare.layers  # noqa: F401
+
+        return super().load()
 
 
 class AtomicJSONDataset(_AtomicSave, JSONDataset):
