@@ -18,6 +18,7 @@ from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
 from kedro.framework.project import pipelines as project_pipelines
 
+from activation_compare.errors import UserError
 from activation_compare.identity import ComparePlan
 from activation_compare.params import ProjectParameters, check_batch_size, validate_parameters
 from activation_compare.storage import check_writable
@@ -40,6 +41,39 @@ def output_folders(pipeline: Any, catalog: Any) -> list[Path]:
             if filepath is not None:
                 folders.append(Path(str(filepath)).parent)
     return folders
+
+
+class UnversionedOutputError(UserError):
+    """A file from before outputs were kept per run sits where a run's versions go."""
+
+
+def check_no_unversioned_leftovers(pipeline: Any, catalog: Any) -> None:
+    """Refuse, before the run, a plain file where a versioned output keeps its versions.
+
+    Earlier versions of the project wrote ``06_models/relu_seed0.keras`` as a file;
+    now that path is a folder of per-run versions, and Kedro would only fail when
+    the first model is saved, after the training.
+    """
+    leftovers = []
+    for name in sorted(pipeline.all_outputs()):
+        try:
+            dataset = catalog.get(name)
+        except Exception:  # noqa: BLE001 - Kedro reports unknown datasets itself
+            continue
+        filepath = getattr(dataset, "_filepath", None)
+        if getattr(dataset, "_version", None) is None or filepath is None:
+            continue
+        if getattr(dataset, "_protocol", None) == "file" and Path(str(filepath)).is_file():
+            leftovers.append(str(filepath))
+    if leftovers:
+        shown = "\n".join(f"  - {path}" for path in leftovers[:10])
+        more = f"\n  … and {len(leftovers) - 10} more" if len(leftovers) > 10 else ""
+        raise UnversionedOutputError(
+            f"{len(leftovers)} output file(s) from an earlier version of activation-compare are in "
+            f"the way of this run's outputs, which are now kept per run "
+            f"(<file>/<run id>/<file>):\n{shown}{more}\n"
+            "Move them out of the data folder (e.g. into data/legacy/) and run again."
+        )
 
 
 def _trains_from_source(pipeline: Any) -> bool:
@@ -86,3 +120,4 @@ class ProjectHooks:
             # n_train, a listed folder), as the other parameter errors: before the run.
             check_batch_size(self._parameters, catalog.get("raw_images").train_images())
         check_writable(output_folders(pipeline, catalog))
+        check_no_unversioned_leftovers(pipeline, catalog)
