@@ -19,7 +19,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.framework.project import pipelines as project_pipelines
 
 from activation_compare.errors import UserError
-from activation_compare.identity import ComparePlan
+from activation_compare.identity import TRAIN_SET, ComparePlan
 from activation_compare.params import ProjectParameters, check_batch_size, validate_parameters
 from activation_compare.storage import check_writable
 from activation_compare.training_state.dataset import CheckpointsDataset
@@ -78,8 +78,10 @@ def check_no_unversioned_leftovers(pipeline: Any, catalog: Any) -> None:
 
 def _trains_from_source(pipeline: Any) -> bool:
     """Whether the pipeline reads the image source and trains on what it makes of it."""
-    return "raw_images" in pipeline.datasets() and bool(
-        pipeline.only_nodes_with_inputs("train_set").nodes
+    datasets = pipeline.datasets()
+    # only_nodes_with_inputs raises for a dataset the pipeline lacks (data_ingestion alone).
+    return "raw_images" in datasets and TRAIN_SET in datasets and bool(
+        pipeline.only_nodes_with_inputs(TRAIN_SET).nodes
     )
 
 

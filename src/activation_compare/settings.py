@@ -4,11 +4,15 @@ from kedro.config import OmegaConfigLoader
 
 from activation_compare.hooks import ProjectHooks
 from activation_compare.progress import ProgressHooks
+from activation_compare.session_store import UniqueRunSessionStore
 from activation_compare.tracking import MlflowTrackingHook
 
 # The project hook validates the run's parameters once; the others read them from it.
 _PROJECT = ProjectHooks()
 HOOKS = (_PROJECT, ProgressHooks(_PROJECT), MlflowTrackingHook())
+
+# Run ids (output versions, MLflow tags) unique even for runs started in the same millisecond.
+SESSION_STORE_CLASS = UniqueRunSessionStore
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
