@@ -20,37 +20,27 @@ from kedro.io import AbstractDataset
 from .errors import ReadOnlyDatasetError
 
 
-def git_commit(project_path: Path) -> str | None:
-    """The commit checked out in the project's git repository; None outside one."""
+def _git(project_path: Path, *args: str) -> str | None:
+    """What ``git <args>`` prints in the project; None outside a git checkout or without git."""
     try:
         result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=project_path,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
+            ["git", *args], cwd=project_path, capture_output=True, text=True, timeout=10, check=False
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    commit = result.stdout.strip()
-    return commit if result.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", commit) else None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def git_commit(project_path: Path) -> str | None:
+    """The commit checked out in the project's git repository; None outside one."""
+    commit = _git(project_path, "rev-parse", "HEAD")
+    return commit if commit and re.fullmatch(r"[0-9a-f]{40,64}", commit) else None
 
 
 def has_local_changes(project_path: Path) -> bool | None:
     """Whether tracked files differ from the commit (the results may not match it); None outside git."""
-    try:
-        result = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=project_path,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return bool(result.stdout.strip()) if result.returncode == 0 else None
+    status = _git(project_path, "status", "--porcelain", "--untracked-files=no")
+    return None if status is None else bool(status)
 
 
 class RunProvenanceDataset(AbstractDataset[None, dict[str, Any]]):

@@ -18,7 +18,6 @@ import math
 import os
 import re
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -26,8 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from activation_compare.datasets.provenance import git_commit
 from activation_compare.identity import TAG_MODEL, ModelKey
-from activation_compare.tracking.params import model_params, param_value, truncate, version
+from activation_compare.tracking.params import (
+    model_params,
+    param_value,
+    truncate,
+    version,
+)
 from activation_compare.tracking.store import Store, store_lock
 
 logger = logging.getLogger(__name__)
@@ -69,23 +74,6 @@ def now_ms() -> int:
 def metric_key(name: str) -> str:
     """A metric key MLflow accepts (class names of an image folder may hold anything)."""
     return _METRIC_KEY_DISALLOWED.sub("_", str(name))
-
-
-def git_commit(project_path: Path) -> str | None:
-    """The commit checked out in the project's git repository; None outside one."""
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=project_path,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = result.stdout.strip()
-    return commit if result.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", commit) else None
 
 
 def process_tags() -> dict[str, str]:

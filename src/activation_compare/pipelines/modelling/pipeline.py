@@ -24,7 +24,10 @@ from activation_compare.identity import (
 from activation_compare.pipelines.binding import bound as _bound
 from activation_compare.pipelines.binding import picklable
 from activation_compare.pipelines.reporting.figures import plot_model_figures
-from activation_compare.pipelines.reporting.provenance import PROVENANCE_INPUTS, RUN_PROVENANCE
+from activation_compare.pipelines.reporting.provenance import (
+    PROVENANCE_INPUTS,
+    RUN_PROVENANCE,
+)
 
 from .nodes import build_model, evaluate_model, train_model
 
@@ -34,32 +37,21 @@ SHARED_INPUTS = {TRAIN_SET, VALIDATION_SET, TEST_SET, CLASS_NAMES, RUN_PROVENANC
 TRAINING_TAG = "training"
 
 
-def _model_nodes(key: ModelKey) -> list[Node]:
-    """Build → train → evaluate → figures for one model, with names local to its namespace."""
-    data = key.local_dataset
-    tags = key.node_tags()
+def build_node(key: ModelKey) -> Node:
+    """Build the model's untrained network from its activation's spec."""
+    return Node(
+        func=_bound(build_model, key=key),
+        inputs=["params:activation", "params:model"],
+        outputs=key.local_dataset(Role.UNTRAINED_MODEL),
+        name=key.local_node(Step.BUILD),
+        tags=key.node_tags(),
+    )
+
+
+def evaluation_nodes(key: ModelKey) -> list[Node]:
+    """Evaluate the trained model on the test set (the only nodes that read it), then plot."""
+    data, tags = key.local_dataset, key.node_tags()
     return [
-        Node(
-            func=_bound(build_model, key=key),
-            inputs=["params:activation", "params:model"],
-            outputs=data(Role.UNTRAINED_MODEL),
-            name=key.local_node(Step.BUILD),
-            tags=tags,
-        ),
-        Node(
-            func=_bound(train_model, key=key),
-            inputs=[
-                data(Role.UNTRAINED_MODEL),
-                TRAIN_SET,
-                VALIDATION_SET,
-                "params:training",
-                # The model's checkpoints (resume, reuse): a training_state.Checkpoints handle.
-                data(Role.CHECKPOINTS),
-            ],
-            outputs=[data(Role.MODEL), data(Role.HISTORY)],
-            name=key.local_node(Step.TRAIN),
-            tags=[TRAINING_TAG, *tags],
-        ),
         Node(
             func=_bound(evaluate_model, key=key),
             inputs=[data(Role.MODEL), data(Role.HISTORY), TEST_SET, CLASS_NAMES],
@@ -77,26 +69,50 @@ def _model_nodes(key: ModelKey) -> list[Node]:
     ]
 
 
-def namespace_pipeline(activation: str, models: Sequence[ModelKey]) -> Pipeline:
-    """The template for every model of one activation, inside the namespace ``activation``.
+def _model_nodes(key: ModelKey) -> list[Node]:
+    """Build → train → evaluate → figures for one model, with names local to its namespace."""
+    data = key.local_dataset
+    train = Node(
+        func=_bound(train_model, key=key),
+        inputs=[
+            data(Role.UNTRAINED_MODEL),
+            TRAIN_SET,
+            VALIDATION_SET,
+            "params:training",
+            # The model's checkpoints (resume, reuse): a training_state.Checkpoints handle.
+            data(Role.CHECKPOINTS),
+        ],
+        outputs=[data(Role.MODEL), data(Role.HISTORY)],
+        name=key.local_node(Step.TRAIN),
+        tags=[TRAINING_TAG, *key.node_tags()],
+    )
+    return [build_node(key), train, *evaluation_nodes(key)]
+
+
+def in_namespace(activation: str, nodes: Sequence[Node], *sections: str) -> Pipeline:
+    """``nodes`` inside the namespace ``activation``, sharing the data and the given parameter sections.
 
     The activation's spec is read from ``params:activations.<activation>``;
-    data and training parameters are shared by all namespaces.
+    ``model``, ``training``, ``data`` and the named ``sections`` are shared by all
+    namespaces.
     """
-    template = Pipeline([node for key in models for node in _model_nodes(key)])
+    shared = ("model", "training", "data", *sections)
     namespaced = Pipeline(
-        template,
+        Pipeline(list(nodes)),
         namespace=activation,
         inputs=SHARED_INPUTS,
         parameters={
             "params:activation": f"params:activations.{activation}",
-            "params:model": "params:model",
-            "params:training": "params:training",
-            "params:data": "params:data",
+            **{f"params:{section}": f"params:{section}" for section in shared},
         },
     )
     # Worker processes of ParallelRunner get the nodes by pickle.
     return picklable(namespaced)
+
+
+def namespace_pipeline(activation: str, models: Sequence[ModelKey]) -> Pipeline:
+    """The template for every model of one activation, inside the namespace ``activation``."""
+    return in_namespace(activation, [node for key in models for node in _model_nodes(key)])
 
 
 def create_pipeline(plan: ComparePlan) -> Pipeline:

@@ -14,11 +14,9 @@ from collections.abc import Sequence
 from kedro.pipeline import Node, Pipeline
 
 from activation_compare.identity import (
-    CLASS_NAMES,
     LEARNING_RATE,
     LEARNING_RATE_SELECTION,
     SELECT_NODE,
-    TEST_SET,
     TRAIN_SET,
     VALIDATION_SET,
     ComparePlan,
@@ -26,35 +24,20 @@ from activation_compare.identity import (
     Role,
     Step,
 )
-from activation_compare.pipelines.reporting.figures import plot_model_figures
-from activation_compare.pipelines.reporting.provenance import PROVENANCE_INPUTS
-
-from .nodes import build_model, evaluate_model
 from activation_compare.pipelines.binding import bound as _bound
-from activation_compare.pipelines.binding import picklable
 
-from .pipeline import SHARED_INPUTS, TRAINING_TAG
+from .pipeline import TRAINING_TAG, build_node, evaluation_nodes, in_namespace
 from .tuning import score_trial, select_learning_rate, train_final, train_trial
 
 # The tag of the trial nodes (``kedro run --tags tuning``).
 TUNING_TAG = "tuning"
 
 
-def _build_node(key: ModelKey) -> Node:
-    return Node(
-        func=_bound(build_model, key=key),
-        inputs=["params:activation", "params:model"],
-        outputs=key.local_dataset(Role.UNTRAINED_MODEL),
-        name=key.local_node(Step.BUILD),
-        tags=key.node_tags(),
-    )
-
-
 def _trial_nodes(key: ModelKey) -> list[Node]:
     """Build → train → score for one trial; nothing here reads the test set."""
     data, tags = key.local_dataset, [TUNING_TAG, *key.node_tags()]
     return [
-        _build_node(key),
+        build_node(key),
         Node(
             func=_bound(train_trial, key=key),
             inputs=[
@@ -83,7 +66,7 @@ def _final_nodes(key: ModelKey) -> list[Node]:
     """Build → train with the chosen rate → evaluate on the test set → figures."""
     data, tags = key.local_dataset, key.node_tags()
     return [
-        _build_node(key),
+        build_node(key),
         Node(
             func=_bound(train_final, key=key),
             inputs=[
@@ -98,20 +81,7 @@ def _final_nodes(key: ModelKey) -> list[Node]:
             name=key.local_node(Step.TRAIN),
             tags=[TRAINING_TAG, *tags],
         ),
-        Node(
-            func=_bound(evaluate_model, key=key),
-            inputs=[data(Role.MODEL), data(Role.HISTORY), TEST_SET, CLASS_NAMES],
-            outputs=data(Role.REPORT),
-            name=key.local_node(Step.EVALUATE),
-            tags=tags,
-        ),
-        Node(
-            func=plot_model_figures,
-            inputs=[data(Role.REPORT), *PROVENANCE_INPUTS],
-            outputs=[data(Role.ACCURACY_CURVES), data(Role.CONFUSION_MATRIX)],
-            name=key.local_node(Step.PLOT),
-            tags=tags,
-        ),
+        *evaluation_nodes(key),
     ]
 
 
@@ -128,19 +98,7 @@ def rigorous_namespace_pipeline(
     )
     nodes = [n for key in trials for n in _trial_nodes(key)] + [choose]
     nodes += [n for key in finals for n in _final_nodes(key)]
-    # Worker processes of ParallelRunner get the nodes by pickle (binding.picklable).
-    return picklable(Pipeline(
-        Pipeline(nodes),
-        namespace=activation,
-        inputs=SHARED_INPUTS,
-        parameters={
-            "params:activation": f"params:activations.{activation}",
-            "params:model": "params:model",
-            "params:training": "params:training",
-            "params:data": "params:data",
-            "params:tuning": "params:tuning",
-        },
-    ))
+    return in_namespace(activation, nodes, "tuning")
 
 
 def create_rigorous_pipeline(plan: ComparePlan) -> Pipeline:
