@@ -37,7 +37,7 @@ _LOGGER_SCRIPT = textwrap.dedent(
     from kedro.runner import SequentialRunner
     from activation_compare import training_events
     from activation_compare.identity import ComparePlan, Step
-    from activation_compare.tracking import MlflowTrackingHook
+    from activation_compare.hooks import MlflowTrackingHook
 
     session, start_at, models, epochs = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     # The default parameters' plan (relu, rrelu; seed 0), named by the contract.

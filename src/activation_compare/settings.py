@@ -2,10 +2,8 @@
 
 from kedro.config import OmegaConfigLoader
 
-from activation_compare.hooks import ProjectHooks
-from activation_compare.progress import ProgressHooks
+from activation_compare.hooks import MlflowTrackingHook, ProgressHooks, ProjectHooks
 from activation_compare.session_store import UniqueRunSessionStore
-from activation_compare.tracking import MlflowTrackingHook
 
 # The project hook validates the run's parameters once; the others read them from it.
 _PROJECT = ProjectHooks()

@@ -9,7 +9,7 @@ from kedro.runner import SequentialRunner
 from mlflow import MlflowClient
 
 from activation_compare.identity import ComparePlan
-from activation_compare.tracking import MlflowTrackingHook
+from activation_compare.hooks import MlflowTrackingHook
 from activation_compare.tracking.artifacts import summary_metrics
 
 

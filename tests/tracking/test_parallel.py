@@ -28,7 +28,7 @@ def test_worker_processes_find_their_runs_in_mlflow(tmp_path, tracking, monkeypa
     from kedro.runner import ParallelRunner
 
     from activation_compare.identity import ComparePlan
-    from activation_compare.tracking import MlflowTrackingHook
+    from activation_compare.hooks import MlflowTrackingHook
 
     configure_project("activation_compare")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", scratch_store)

@@ -8,7 +8,7 @@ from mlflow import MlflowClient
 
 from activation_compare import training_events
 from activation_compare.identity import ComparePlan
-from activation_compare.tracking import MlflowTrackingHook
+from activation_compare.hooks import MlflowTrackingHook
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from kedro.runner import SequentialRunner
 
 from activation_compare import training_events
 from activation_compare.identity import ComparePlan
-from activation_compare.tracking import MlflowTrackingHook, TrackingSettings
+from activation_compare.hooks import MlflowTrackingHook
+from activation_compare.tracking import TrackingSettings
 from activation_compare.tracking.store import TrackingUnavailableError, check_reachable, open_store
 
 

@@ -10,13 +10,19 @@ One module per job, so each reads in one sitting:
 - :mod:`.resume`: continuing a model's interrupted run, back-filling epochs;
 - :mod:`.artifacts`: the model (Keras flavour), figures, history, report, comparison;
 - :mod:`.signals`: Ctrl-C / SIGTERM / exit end the runs KILLED;
-- :mod:`.hook`: the Kedro hook, a thin adapter (registered in ``settings.py``).
+- :mod:`.context`: a tracked run as any process recovers it from its catalog and MLflow.
+
+The Kedro hook that drives these modules is :mod:`activation_compare.hooks.tracking`.
 
 This package is the only place that knows about MLflow, and MLflow is
 imported only once a tracked pipeline starts; nodes stay pure.
 """
 
-from activation_compare.tracking.hook import CATALOG_ENTRY, MlflowTrackingHook, TrackedPipeline
-from activation_compare.tracking.settings import TrackingSettings, resolve_tracking_uri
+from activation_compare.tracking.settings import (
+    CATALOG_ENTRY,
+    TrackedPipeline,
+    TrackingSettings,
+    resolve_tracking_uri,
+)
 
-__all__ = ["CATALOG_ENTRY", "MlflowTrackingHook", "TrackedPipeline", "TrackingSettings", "resolve_tracking_uri"]
+__all__ = ["CATALOG_ENTRY", "TrackedPipeline", "TrackingSettings", "resolve_tracking_uri"]

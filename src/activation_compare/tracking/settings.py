@@ -2,7 +2,7 @@
 
 Nothing here imports MLflow: the settings are read (and checked) before the
 pipeline starts, and travel to worker processes inside the catalog
-(:mod:`activation_compare.tracking.hook`), so they must stay plain, picklable data.
+(:mod:`activation_compare.hooks.tracking`), so they must stay plain, picklable data.
 """
 
 from __future__ import annotations
@@ -219,3 +219,16 @@ def configure_mlflow(settings: TrackingSettings) -> None:
         named = logging.getLogger(name)
         if named.level == logging.NOTSET or named.level < level:
             named.setLevel(level)
+
+
+# Where the driver puts the tracking settings in the catalog, for node hooks in any process.
+CATALOG_ENTRY = "mlflow_tracking"
+
+
+@dataclass(frozen=True)
+class TrackedPipeline:
+    """What a node hook in any process needs besides its catalog's parameters and MLflow."""
+
+    settings: TrackingSettings
+    # Per model, the node after which nothing more is logged to its run (it ends FINISHED).
+    final_nodes: frozenset[str] = frozenset()

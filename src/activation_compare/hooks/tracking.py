@@ -25,7 +25,7 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,46 +37,23 @@ from activation_compare.identity import (
     LEARNING_RATE,
     LEARNING_RATE_SELECTION,
     TRAIN_SET,
-    ComparePlan,
     ModelKey,
     Role,
     Step,
     tuning_name,
 )
-from activation_compare.tracking.settings import CONFIG_KEY, TrackingSettings
+from activation_compare.tracking.settings import CATALOG_ENTRY, CONFIG_KEY, TrackedPipeline, TrackingSettings
+from activation_compare.tracking.context import RunContext, find_context, run_parameters
 from activation_compare.tracking.signals import InterruptGuard
 
 if TYPE_CHECKING:
     from kedro.pipeline import Node, Pipeline
 
     from activation_compare.tracking.runs import RunRef
-    from activation_compare.tracking.store import Store
 
 logger = logging.getLogger(__name__)
 
-CATALOG_ENTRY = "mlflow_tracking"
 TAG_ARTIFACTS = "activation_compare.artifacts"
-
-
-@dataclass(frozen=True)
-class TrackedPipeline:
-    """What a node hook in any process needs besides its catalog's parameters and MLflow."""
-
-    settings: TrackingSettings
-    # Per model, the node after which nothing more is logged to its run (it ends FINISHED).
-    final_nodes: frozenset[str] = frozenset()
-
-
-@dataclass
-class _Context:
-    """One process's view of one tracked Kedro run (found in the catalog and MLflow)."""
-
-    store: Store
-    parent: RunRef
-    plan: ComparePlan
-    parameters: dict[str, Any]
-    tracked: TrackedPipeline
-    pid: int = field(default_factory=os.getpid)
 
 
 @dataclass
@@ -101,7 +78,7 @@ class MlflowTrackingHook:
     def __init__(self) -> None:
         self._context: Any = None
         self._lock = threading.RLock()
-        self._contexts: dict[str, _Context] = {}  # per Kedro run id
+        self._contexts: dict[str, RunContext] = {}  # per Kedro run id
         self._guards: dict[str, InterruptGuard] = {}  # per Kedro run id, the driver's
         self._trainings: dict[tuple[str, str], _Training] = {}  # per (run id, node)
         self._atexit = False
@@ -125,7 +102,7 @@ class MlflowTrackingHook:
         if not settings.enabled:
             logger.info("MLflow tracking is disabled (conf/<env>/%s.yml: enabled: false)", CONFIG_KEY)
             return
-        parameters, plan = _parameters(catalog)
+        parameters, plan = run_parameters(catalog)
         keys = list(dict.fromkeys(found[0] for n in pipeline.nodes if (found := plan.node(n.name))))
         if not keys and not any(n.name == COMPARE_NODE for n in pipeline.nodes):
             return
@@ -152,7 +129,7 @@ class MlflowTrackingHook:
         guard.install()
         with self._lock:
             self._guards[run_id] = guard
-            self._contexts[run_id] = _Context(store, parent, plan, parameters, catalog.load(CATALOG_ENTRY))
+            self._contexts[run_id] = RunContext(store, parent, plan, parameters, catalog.load(CATALOG_ENTRY))
         if not self._atexit:
             atexit.register(self.abandon, "KILLED")
             self._atexit = True
@@ -264,29 +241,18 @@ class MlflowTrackingHook:
                 config = {}
         return TrackingSettings.from_config(config, project_path)
 
-    def _context_of(self, catalog: Any, run_id: str) -> _Context | None:
+    def _context_of(self, catalog: Any, run_id: str) -> RunContext | None:
         """This process's view of the tracked run, built from the catalog and MLflow once."""
-        from activation_compare.tracking import runs
-        from activation_compare.tracking.store import open_store
-
         with self._lock:
             context = self._contexts.get(run_id)
             if context is not None and context.pid == os.getpid():
                 return context
-            if catalog is None or CATALOG_ENTRY not in catalog.keys():
-                return None
-            tracked = catalog.load(CATALOG_ENTRY)
-            parameters, plan = _parameters(catalog)
-            store = open_store(tracked.settings, create=False)
-            parent = runs.find_parent(store, run_id)
-            if parent is None:
-                logger.warning("MLflow: no run tagged kedro.run_id=%s in %s; not tracking here", run_id, store.uri)
-                return None
-            context = _Context(store, parent, plan, parameters, tracked)
-            self._contexts[run_id] = context
+            context = find_context(catalog, run_id)
+            if context is not None:
+                self._contexts[run_id] = context
             return context
 
-    def _log_data(self, context: _Context, run: RunRef, inputs: Mapping[str, Any], parent: bool = False) -> None:
+    def _log_data(self, context: RunContext, run: RunRef, inputs: Mapping[str, Any], parent: bool = False) -> None:
         from activation_compare.tracking import params, runs
 
         info = params.data_params(inputs)
@@ -299,7 +265,7 @@ class MlflowTrackingHook:
                 context.parent = replace(context.parent, params={**context.parent.params, **values})
 
     def _follow_training(
-        self, context: _Context, run_id: str, node_name: str, key: ModelKey, inputs: Mapping[str, Any]
+        self, context: RunContext, run_id: str, node_name: str, key: ModelKey, inputs: Mapping[str, Any]
     ) -> None:
         """Subscribe, in the training node's thread, to its start and epoch events."""
         from activation_compare.tracking import params, resume, runs
@@ -339,13 +305,13 @@ class MlflowTrackingHook:
         with self._lock:
             self._trainings[(run_id, node_name)] = training
 
-    def _parent_of(self, context: _Context, key: ModelKey) -> RunRef:
+    def _parent_of(self, context: RunContext, key: ModelKey) -> RunRef:
         """The run a model's run nests under: the parent, or its activation's tuning run for a trial."""
         from activation_compare.tracking import tuning
 
         return tuning.parent_of(context.store, context.parent, key, context.parameters)
 
-    def _log_selection(self, context: _Context, activation: str, outputs: Mapping[str, Any]) -> None:
+    def _log_selection(self, context: RunContext, activation: str, outputs: Mapping[str, Any]) -> None:
         """An activation's learning-rate choice on its tuning run, which it completes."""
         from activation_compare.tracking import runs, tuning
 
@@ -368,7 +334,7 @@ class MlflowTrackingHook:
         return training
 
     def _log_training(
-        self, context: _Context, run: RunRef, key: ModelKey, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
+        self, context: RunContext, run: RunRef, key: ModelKey, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
     ) -> None:
         from activation_compare.tracking import artifacts, resume
 
@@ -381,7 +347,7 @@ class MlflowTrackingHook:
         if model is not None and context.tracked.settings.log_models and examples is not None and len(examples):
             artifacts.log_model(context.store, run, model, examples, len(history) if history is not None else 0)
 
-    def _artifacts_failed(self, context: _Context, run: RunRef, node_name: str, error: Exception) -> None:
+    def _artifacts_failed(self, context: RunContext, run: RunRef, node_name: str, error: Exception) -> None:
         """A run whose artifacts are incomplete must not look complete: FAILED, tagged, logged."""
         from activation_compare.tracking import runs
 
@@ -431,11 +397,3 @@ class MlflowTrackingHook:
             guards = list(self._guards.values())
         for guard in guards:
             guard.wait(timeout)
-
-
-def _parameters(catalog: Any) -> tuple[dict[str, Any], ComparePlan]:
-    """The run's validated parameters (as JSON-like data) and its plan, from the catalog."""
-    from activation_compare.params import validate_parameters
-
-    validated = validate_parameters(catalog.load("parameters"))
-    return validated.model_dump(mode="json"), ComparePlan.from_params(validated)

@@ -10,7 +10,7 @@ from activation_compare import training_events
 from activation_compare.hooks import ProjectHooks
 from activation_compare.identity import ComparePlan, ModelKey, Step
 from activation_compare.pipelines.modelling import create_pipeline
-from activation_compare.progress import ProgressHooks
+from activation_compare.hooks import ProgressHooks
 
 
 class _Project:
