@@ -420,4 +420,5 @@ def tracking():
         fake_pipeline=fake_pipeline,
         run_fake=run_fake,
         runs_by_session=runs_by_session,
+        MlflowServer=MlflowServer,
     )

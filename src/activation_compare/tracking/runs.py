@@ -331,8 +331,21 @@ def end_run(
 
 
 def end_open_runs(store: Store, kedro_run_id: str, status: str) -> None:
-    """End every run of a Kedro run still RUNNING: children first, then the parent."""
-    runs = [r for r in search(store, {TAG_KEDRO_RUN_ID: kedro_run_id}) if r.status in ("RUNNING", "SCHEDULED")]
+    """End every run of a Kedro run still RUNNING: children first, then the parent.
+
+    A store that cannot be reached (a tracking server that died mid-run) is a
+    warning, not a crash of a run that has trained and saved everything: its
+    runs stay RUNNING, and the same command continues them once the store is back.
+    """
+    try:
+        found = search(store, {TAG_KEDRO_RUN_ID: kedro_run_id})
+    except Exception as exc:  # noqa: BLE001 - tracking never fails a finished pipeline
+        logger.warning(
+            "MLflow: could not end the runs of kedro run %s as %s (%s): they stay RUNNING in %s; "
+            "the same command continues them once the store answers again", kedro_run_id, status, exc, store.uri,
+        )
+        return
+    runs = [r for r in found if r.status in ("RUNNING", "SCHEDULED")]
     runs.sort(key=lambda r: r.parent_id is None)
     for run in runs:
         try:
