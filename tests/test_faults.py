@@ -109,9 +109,9 @@ def _session(project: Path, runtime_params: dict):
         try:
             session.run(pipeline_names=["compare"])
         except BaseException as exc:
-            exc.session_id = session.session_id
+            exc.session_id = session.store["session_id"]
             raise
-        return session.session_id
+        return session.store["session_id"]
 
 
 def _runs(project: Path, session_id: str) -> list:

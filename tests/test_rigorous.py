@@ -269,7 +269,7 @@ def test_a_rigorous_run_loads_the_test_set_only_in_the_final_evaluations(tmp_pat
                                              / f"{activation}_trial{trial}_seed0_history.csv"))
             assert history["epoch"].tolist() == [1]
     assert not [p for p in (project / "data").rglob("*.keras") if "trial" in p.name]  # trials keep no model file
-    _assert_trials_nest_under_their_tuning_runs(project, session.session_id)
+    _assert_trials_nest_under_their_tuning_runs(project, session.store["session_id"])
 
     # A second run reuses every trial and final model from its checkpoint (nothing is
     # retrained) and restores the same best epochs: the same choices and test accuracies.

@@ -8,6 +8,10 @@ same millisecond, and then the second fails on its first save, or finds the
 other's MLflow run. This store appends the driver's process id, which no two
 live processes on a host share; the id still sorts by time, so Kedro's "latest
 version" stays the newest run.
+
+The run's id is therefore ``session.store["session_id"]``, which is what Kedro's
+``session.run`` uses (save version, the hooks' ``run_id``);
+``KedroSession.session_id`` keeps Kedro's bare timestamp.
 """
 
 from __future__ import annotations

@@ -91,9 +91,9 @@ def run_session(
         try:
             session.run(pipeline_names=[pipeline])
         except BaseException as exc:
-            exc.session_id = session.session_id
+            exc.session_id = session.store["session_id"]
             raise
-        return session.session_id
+        return session.store["session_id"]
 
 
 # --- querying the store -------------------------------------------------------------
