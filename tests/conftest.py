@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -81,3 +84,33 @@ def run_output(path: Path, version: str | None = None) -> Path:
         assert versions, f"no version of {path}"
         version = versions[-1]
     return path / version / path.name
+
+
+class _Messages(logging.Filter):
+    """Records what a logger logs. A filter, not a handler: Kedro's logging set-up
+    (``dictConfig``) removes the handlers of the project's child loggers, not their filters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.lines.append(record.getMessage())
+        return True
+
+
+@contextlib.contextmanager
+def logged_messages(*names: str) -> Iterator[list[str]]:
+    """The INFO-and-above messages of the named loggers while the block runs."""
+    recorder = _Messages()
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addFilter(recorder)
+        logger.setLevel(logging.INFO)
+    try:
+        yield recorder.lines
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.removeFilter(recorder)
+            logger.setLevel(level)

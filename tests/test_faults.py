@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import json
-import logging
 import shutil
 import subprocess
 import time
@@ -19,42 +18,21 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import KEDRO, copy_project, logged_messages, run_output
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
 from activation_compare import storage, training_events
-from conftest import KEDRO, copy_project, run_output
 
 CHECKPOINT_LOGGER = "activation_compare.training_state.checkpoints"
 # The smoke environment's outputs (conf/smoke/globals.yml).
 OUTPUTS = Path("data/smoke")
 
 
-class _Messages(logging.Filter):
-    """Records what the logger logs. A filter, not a handler: Kedro's logging set-up
-    (``dictConfig``) removes the handlers of the project's child loggers, not their filters."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        self.lines.append(record.getMessage())
-        return True
-
-
 @pytest.fixture
 def messages():
-    recorder = _Messages()
-    logger = logging.getLogger(CHECKPOINT_LOGGER)
-    logger.addFilter(recorder)
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    try:
-        yield recorder.lines
-    finally:
-        logger.removeFilter(recorder)
-        logger.setLevel(level)
+    with logged_messages(CHECKPOINT_LOGGER) as lines:
+        yield lines
 
 
 # --- disks: full, read-only, in the way ---------------------------------------------------------

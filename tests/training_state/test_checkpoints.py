@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import json
-import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import logged_messages
 
 from activation_compare import storage, training_events
 from activation_compare.identity import ModelKey
@@ -69,33 +69,11 @@ def train(checkpoints: Checkpoints, training: TrainingParams, split: Split | Non
         return model, session, session.finish()
 
 
-class _Messages(logging.Filter):
-    """Records what the logger logs. A filter, not a handler: Kedro's logging set-up
-    (``dictConfig``) removes the handlers of the project's child loggers, not their filters."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        self.lines.append(record.getMessage())
-        return True
-
-
 @pytest.fixture
 def messages():
-    recorder = _Messages()
-    loggers = [logging.getLogger(f"activation_compare.training_state.{name}") for name in ("checkpoints", "lock")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.addFilter(recorder)
-        logger.setLevel(logging.INFO)
-    try:
-        yield recorder.lines
-    finally:
-        for logger, level in zip(loggers, levels):
-            logger.removeFilter(recorder)
-            logger.setLevel(level)
+    names = [f"activation_compare.training_state.{name}" for name in ("checkpoints", "lock")]
+    with logged_messages(*names) as lines:
+        yield lines
 
 
 def _files(folder: Path) -> list[str]:
