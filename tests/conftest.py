@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# One project copy for the tests and the benchmarks (config and an empty data tree).
+from benchmarks.project_copy import copy_project  # noqa: F401 - re-exported to the tests
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 KEDRO = str(Path(sys.executable).with_name("kedro"))
@@ -22,21 +24,6 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def copy_project(destination: Path) -> Path:
-    """A runnable copy of the project: its config and an empty data tree (code is installed)."""
-    destination.mkdir(parents=True, exist_ok=True)
-    for name in ("pyproject.toml", ".telemetry"):
-        shutil.copy2(PROJECT_ROOT / name, destination / name)
-    # Kedro checks that the source folder exists; the code itself is installed.
-    (destination / "src").mkdir()
-    shutil.copytree(PROJECT_ROOT / "conf", destination / "conf", ignore=shutil.ignore_patterns("local"))
-    (destination / "conf" / "local").mkdir()
-    for layer in sorted((PROJECT_ROOT / "data").iterdir()):
-        if layer.is_dir():
-            (destination / "data" / layer.name).mkdir(parents=True)
-    return destination
 
 
 @pytest.fixture
