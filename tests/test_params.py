@@ -45,6 +45,7 @@ def test_valid_parameters_pass():
         ({"training__seeds": ["a"]}, r"training.seeds.0 = 'a': Input should be a valid integer"),
         ({"training__seeds": [1.5]}, r"training.seeds.0 = 1.5"),
         ({"training__trainig": 1}, r"training.trainig: unknown parameter"),
+        ({"model__precision": "fp8"}, r"model.precision = 'fp8': Input should be 'auto', 'float32', 'bfloat16' or 'float16'"),
         ({"compare__activations": []}, r"compare.activations is empty; name one or more .*\['elu', 'leaky_relu', 'prelu', 'relu', 'rrelu'\]"),
         ({"compare__activations": None}, r"compare.activations is empty"),
         ({"compare__activations": ["relu", "relu"]}, r"duplicate activations \['relu'\]"),

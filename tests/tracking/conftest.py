@@ -164,6 +164,8 @@ def assert_model_run(client, run, *, activation: str, seed: int, epochs: int, en
         assert float(params["activation.upper"]) == pytest.approx(1 / 3)
     expected = {
         "model.architecture": "seed_cnn",
+        "model.precision": "float32",
+        "model.dtype_policy": "float32",
         "model.parameter_count": "42442",
         "training.epochs": str(epochs),
         "training.batch_size": "100",

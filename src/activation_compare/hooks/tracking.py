@@ -271,6 +271,7 @@ class MlflowTrackingHook:
         from activation_compare.tracking import params, resume, runs
 
         data = params.data_params(inputs)
+        data.update(params.precision_params(inputs.get(key.dataset(Role.UNTRAINED_MODEL))))
         chosen = inputs.get(tuning_name(key.activation, LEARNING_RATE))
         if key.trial is None and chosen is not None:  # a rigorous final model: its tuned rate
             data["training.learning_rate"] = float(chosen)

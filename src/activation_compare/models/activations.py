@@ -75,6 +75,7 @@ def activation_layer(
     *,
     name: str | None = None,
     seed: int | None = None,
+    dtype: str | None = None,
 ) -> keras.layers.Layer:
     """A new Keras layer applying the activation that ``spec`` describes.
 
@@ -96,6 +97,8 @@ def activation_layer(
             :func:`parse_activation`.
         name: The layer's name; ``None`` lets Keras choose one.
         seed: Seeds RReLU's slope draws; the other activations ignore it.
+        dtype: The layer's Keras dtype policy (e.g. ``"mixed_bfloat16"``);
+            ``None``: Keras' global policy.
 
     Returns:
         An unbuilt layer, new at every call (layers are never shared).
@@ -103,17 +106,18 @@ def activation_layer(
     spec = parse_activation(spec)
     match spec:
         case ReLUSpec():
-            return keras.layers.ReLU(name=name)
+            return keras.layers.ReLU(name=name, dtype=dtype)
         case RReLUSpec(lower=lower, upper=upper):
-            return RReLU(lower=lower, upper=upper, seed=seed, name=name)
+            return RReLU(lower=lower, upper=upper, seed=seed, name=name, dtype=dtype)
         case LeakyReLUSpec(slope=slope):
-            return keras.layers.LeakyReLU(negative_slope=slope, name=name)
+            return keras.layers.LeakyReLU(negative_slope=slope, name=name, dtype=dtype)
         case PReLUSpec(initial_slope=initial_slope):
             return keras.layers.PReLU(
                 alpha_initializer=keras.initializers.Constant(initial_slope),
                 shared_axes=[1, 2],
                 name=name,
+                dtype=dtype,
             )
         case ELUSpec(alpha=alpha):
-            return keras.layers.ELU(alpha=alpha, name=name)
+            return keras.layers.ELU(alpha=alpha, name=name, dtype=dtype)
     raise _unknown_type(getattr(spec, "type", spec))  # pragma: no cover - exhaustive

@@ -42,6 +42,7 @@ def build_seed_cnn(
     input_shape: tuple[int, int, int] = (32, 32, 3),
     num_classes: int = 10,
     name: str | None = None,
+    dtype: str = "float32",
 ) -> keras.Model:
     """The CNN of the original experiment, with ``activation`` after each convolution.
 
@@ -70,6 +71,11 @@ def build_seed_cnn(
         input_shape: Height, width and channels of the images.
         num_classes: Width of the softmax output.
         name: The model's name; defaults to ``seed_cnn_<activation type>``.
+        dtype: The Keras dtype policy of the layers (``"float32"``,
+            ``"mixed_bfloat16"``, ``"mixed_float16"``: see
+            :mod:`~activation_compare.models.precision`). Under a mixed policy
+            the classifier still computes in float32: a 16-bit softmax and
+            cross-entropy lose the small probabilities.
 
     Returns:
         An uncompiled ``keras.Model`` (the training node compiles it).
@@ -80,22 +86,24 @@ def build_seed_cnn(
     def kernel_initializer(layer: str) -> keras.initializers.Initializer:
         return keras.initializers.GlorotUniform(seed=seeds[layer])
 
+    classifier_dtype = "float32" if dtype.startswith("mixed_") else dtype
     inputs = keras.Input(shape=tuple(input_shape), name="images")
     x = keras.layers.Conv2D(
-        32, (3, 3), padding="valid", kernel_initializer=kernel_initializer("conv1"), name="conv1"
+        32, (3, 3), padding="valid", kernel_initializer=kernel_initializer("conv1"), name="conv1", dtype=dtype
     )(inputs)
-    x = activation_layer(spec, name="act1", seed=seeds["act1"])(x)
-    x = keras.layers.MaxPooling2D((2, 2), name="pool1")(x)
+    x = activation_layer(spec, name="act1", seed=seeds["act1"], dtype=dtype)(x)
+    x = keras.layers.MaxPooling2D((2, 2), name="pool1", dtype=dtype)(x)
     x = keras.layers.Conv2D(
-        64, (3, 3), padding="valid", kernel_initializer=kernel_initializer("conv2"), name="conv2"
+        64, (3, 3), padding="valid", kernel_initializer=kernel_initializer("conv2"), name="conv2", dtype=dtype
     )(x)
-    x = activation_layer(spec, name="act2", seed=seeds["act2"])(x)
-    x = keras.layers.MaxPooling2D((2, 2), name="pool2")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
+    x = activation_layer(spec, name="act2", seed=seeds["act2"], dtype=dtype)(x)
+    x = keras.layers.MaxPooling2D((2, 2), name="pool2", dtype=dtype)(x)
+    x = keras.layers.Flatten(name="flatten", dtype=dtype)(x)
     outputs = keras.layers.Dense(
         num_classes,
         activation="softmax",
         kernel_initializer=kernel_initializer("classifier"),
         name="classifier",
+        dtype=classifier_dtype,
     )(x)
     return keras.Model(inputs, outputs, name=name or f"seed_cnn_{spec.type}")

@@ -10,6 +10,7 @@ keys included, once per run, when the Kedro context is created.
 
 from .schema import (
     ACTIVATION_TYPES,
+    PRECISIONS,
     DATA_SOURCES,
     DEFAULT_MAX_IMAGES,
     PROTOCOLS,
@@ -36,6 +37,7 @@ from .validation import (
 
 __all__ = [
     "ACTIVATION_TYPES",
+    "PRECISIONS",
     "DATA_SOURCES",
     "DEFAULT_MAX_IMAGES",
     "PROTOCOLS",

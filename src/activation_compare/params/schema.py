@@ -130,6 +130,8 @@ ActivationSpec = Annotated[
     Field(discriminator="type"),
 ]
 ACTIVATION_TYPES = ("relu", "rrelu", "leaky_relu", "prelu", "elu")
+# model.precision's choices (models/precision.py turns them into Keras dtype policies).
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 
 # --- sections --------------------------------------------------------------
@@ -157,6 +159,10 @@ class ModelParams(_Strict):
     """The network every activation is plugged into."""
 
     architecture: Literal["seed_cnn"] = "seed_cnn"
+    # What the layers compute in (models/precision.py): float32 as the original,
+    # bfloat16 or float16 (Keras' mixed policies), or auto: bfloat16 where the
+    # CPU computes it natively, float32 elsewhere.
+    precision: Literal[PRECISIONS] = "float32"
 
 
 class OptimizerParams(_Strict):

@@ -57,7 +57,7 @@ class BoundNode(Node):
 def picklable(pipeline: Pipeline) -> Pipeline:
     """``pipeline`` with every node of a bound function made a :class:`BoundNode`.
 
-    Call it on the final (namespaced) pipeline: namespacing copies nodes as plain ``Node``\ s.
+    Call it on the final (namespaced) pipeline: namespacing copies nodes as plain ``Node`` objects.
     """
     return Pipeline([
         _bound_node(node.func.__wrapped__, fixed, _node_fields(node))

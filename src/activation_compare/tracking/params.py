@@ -47,6 +47,7 @@ def shared_params(parameters: Mapping[str, Any]) -> dict[str, Any]:
         "training.optimizer": optimizer.get("name"),
         "training.learning_rate": optimizer.get("learning_rate"),
         "model.architecture": model.get("architecture"),
+        "model.precision": model.get("precision"),
         "data.source": data.get("source"),
         "data.path": data.get("path"),
         "data.limit_train": data.get("limit_train"),
@@ -106,6 +107,15 @@ def data_params(inputs: Mapping[str, Any]) -> dict[str, Any]:
             info["data.description"] = truncate(description, 500)
             info["data.classes"] = len(value.class_names)
     return info
+
+
+def precision_params(model: Any) -> dict[str, Any]:
+    """The dtype policy a model computes in (what ``model.precision`` became on this machine)."""
+    if model is None or not hasattr(model, "layers"):
+        return {}
+    from activation_compare.models.precision import model_precision
+
+    return {"model.dtype_policy": model_precision(model)}
 
 
 def param_value(value: Any) -> str:

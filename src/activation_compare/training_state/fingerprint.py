@@ -77,11 +77,18 @@ def training_fingerprint(
 ) -> dict[str, Any]:
     """What a checkpoint is only valid for, as flat ``name -> value`` pairs (JSON values).
 
-    The model's config covers the architecture, the activation's spec and the
-    initialisers' seeds; the data digests cover the source, its path, the
+    The model's config covers the architecture, the activation's spec, the
+    layers' dtype policy and the initialisers' seeds; the data digests cover the source, its path, the
     subsample limits, the validation split and the training-set size.
     """
-    parts: dict[str, Any] = {"model.config": model_digest(model), "seed": int(seed)}
+    from activation_compare.models.precision import model_precision
+
+    parts: dict[str, Any] = {
+        "model.config": model_digest(model),
+        # In the config too; apart, so that a change of precision is named as such.
+        "model.precision": model_precision(model),
+        "seed": int(seed),
+    }
     dumped = params.model_dump(mode="json") if hasattr(params, "model_dump") else dict(params)
     for key, value in sorted(dumped.items()):
         if key not in NOT_FINGERPRINTED:

@@ -39,18 +39,22 @@ def build_model(
 
     Args:
         activation: The activation's spec from ``activations.<name>`` (type and options).
-        model_params: The ``model`` parameters (architecture).
+        model_params: The ``model`` parameters (architecture, precision).
         key: The model (its seed seeds the weight initialisation and RReLU's slope draws).
 
     Returns:
-        An uncompiled Keras model.
+        An uncompiled Keras model whose layers compute in ``model.precision``,
+        resolved for this machine (:mod:`activation_compare.models.precision`).
     """
     import keras
 
     from activation_compare.models import build_seed_cnn, parse_activation
+    from activation_compare.models.precision import dtype_policy
 
     keras.utils.set_random_seed(key.seed)
-    model = build_seed_cnn(parse_activation(activation), seed=key.seed)
+    model = build_seed_cnn(
+        parse_activation(activation), seed=key.seed, dtype=dtype_policy(model_params.precision)
+    )
     model.name = f"{model_params.architecture}_{key.name}"
     return model
 
@@ -117,10 +121,15 @@ def train_model(
         # Process-wide, and a no-op once set; TensorFlow then refuses unseeded
         # random ops, which set_random_seed below covers.
         tf.config.experimental.enable_op_determinism()
+    from activation_compare.models.precision import model_precision, needs_loss_scaling
+
     seed = key.seed
     keras.utils.set_random_seed(seed)
+    optimizer = keras.optimizers.Adam(learning_rate=params.optimizer.learning_rate)
+    if needs_loss_scaling(model):
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=params.optimizer.learning_rate),
+        optimizer=optimizer,
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         jit_compile=params.jit_compile,
@@ -138,7 +147,7 @@ def train_model(
             return model, history
         # TensorFlow places the model on a GPU whenever it sees one (install the
         # `gpu` extra); saying which keeps slow CPU runs from being a surprise.
-        logger.info("Training %s on %s", model.name, _training_device())
+        logger.info("Training %s on %s in %s", model.name, _training_device(), model_precision(model))
         timer = EpochTimer()
         # Batches are gathered from the arrays in place (input_pipeline): fit() on
         # NumPy arrays would first copy both whole sets into tensors (720 MB).
