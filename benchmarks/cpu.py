@@ -43,20 +43,23 @@ TRAINING_VARIANTS = (
     "original_relu", "original_rrelu", "port_relu", "port_rrelu", "project_relu", "project_rrelu",
 )
 PIPELINE_VARIANTS = ("kedro_relu", "kedro_rrelu")
+# A project or kedro row may name its model.precision: ``kedro_relu_float32``.
+PRECISIONS = ("float32", "bfloat16", "float16", "auto")
 # name -> (activation, knobs of benchmarks.project_worker); each changes one thing.
 LEVERS: dict[str, tuple[str, dict[str, Any]]] = {
-    "lever_base_relu": ("relu", {}),
-    "lever_bf16_relu": ("relu", {"precision": "mixed_bfloat16"}),
-    "lever_onednn_off": ("relu", {"onednn": "0"}),
-    "lever_one_interop_thread": ("relu", {"interop_threads": 1}),
-    "lever_one_step_per_execution": ("relu", {"steps_per_execution": 1}),
-    "lever_keras_array_input": ("relu", {"keras_arrays": True}),
-    "lever_validation_batch_1000": ("relu", {"validation_batch": 1000}),
-    "lever_no_determinism": ("relu", {"deterministic": False}),
-    "lever_base_rrelu": ("rrelu", {}),
-    "lever_bf16_rrelu": ("rrelu", {"precision": "mixed_bfloat16"}),
-    "lever_rrelu_float32_draw": ("rrelu", {"rrelu_draw": "float32"}),
-    "lever_rrelu_unfused_where": ("rrelu", {"rrelu_apply": "where"}),
+    "lever_base_relu": ("relu", {"precision": "float32"}),
+    "lever_bf16_relu": ("relu", {"precision": "bfloat16"}),
+    "lever_onednn_off": ("relu", {"precision": "float32", "onednn": "0"}),
+    "lever_one_interop_thread": ("relu", {"precision": "float32", "interop_threads": 1}),
+    "lever_one_step_per_execution": ("relu", {"precision": "float32", "steps_per_execution": 1}),
+    "lever_keras_array_input": ("relu", {"precision": "float32", "keras_arrays": True}),
+    "lever_validation_batch_1000": ("relu", {"precision": "float32", "validation_batch": 1000}),
+    "lever_no_determinism": ("relu", {"precision": "float32", "deterministic": False}),
+    "lever_base_rrelu": ("rrelu", {"precision": "float32"}),
+    "lever_bf16_rrelu": ("rrelu", {"precision": "bfloat16"}),
+    "lever_rrelu_float32_draw": ("rrelu", {"precision": "float32", "rrelu_draw": "float32"}),
+    "lever_rrelu_unfused_where": ("rrelu", {"precision": "float32", "rrelu_apply": "where"}),
+    "lever_rrelu_where_inference": ("rrelu", {"precision": "float32", "rrelu_inference": "where"}),
 }
 
 
@@ -105,6 +108,14 @@ def _kedro_project(tmp: Path, name: str, image_folder: Path | None, cache: Path,
     return project
 
 
+def _row(name: str) -> tuple[str, str | None]:
+    """A row's base variant and model.precision: ``kedro_relu_float32`` -> (``kedro_relu``, ``float32``)."""
+    base, _, precision = name.rpartition("_")
+    if precision in PRECISIONS and base.split("_")[0] in ("project", "kedro"):
+        return base, precision
+    return name, None
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.cpu", description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=3, help="epochs per variant (default 3)")
@@ -130,8 +141,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", default=None, help="JSON results (default benchmarks/results/<time>.json)")
     args = parser.parse_args(argv)
     known = set(TRAINING_VARIANTS + PIPELINE_VARIANTS)
-    if unknown := [v for v in args.variants.split(",") if v not in known]:
-        parser.error(f"--variants {','.join(unknown)}: unknown; choose from {','.join(sorted(known))}")
+    if unknown := [v for v in args.variants.split(",") if _row(v)[0] not in known]:
+        parser.error(
+            f"--variants {','.join(unknown)}: unknown; choose from {','.join(sorted(known))}, "
+            f"project and kedro rows optionally with _<precision> ({', '.join(PRECISIONS)})"
+        )
     if unknown := [v for v in args.lever_variants.split(",") if v not in LEVERS]:
         parser.error(f"--lever-variants {','.join(unknown)}: unknown; choose from {','.join(LEVERS)}")
     return args
@@ -167,8 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         rows: dict[str, Variant] = {}
         wanted = args.variants.split(",")
         for name in wanted:
-            kind, activation = name.split("_")
+            variant, precision = _row(name)
+            kind, activation = variant.split("_")
             spec = dict(base, activation=activation)
+            if precision:  # else the project's default
+                spec.update(precision=precision, knobs={"precision": precision})
             if kind == "original" and "training" in sections:
                 python = str(baseline_env.ensure(args.baseline_env))
                 rows[name] = Variant("benchmarks.seed_worker", spec, python)

@@ -27,6 +27,8 @@ def runtime_params(spec: dict) -> dict:
         "training": {"epochs": spec["epochs"], "batch_size": spec["batch_size"], "verbose": 0, "seeds": [0]},
         "compare": {"activations": [activation], "baseline": activation},
     }
+    if spec.get("precision"):
+        params["model"] = {"precision": spec["precision"]}
     if spec.get("image_folder"):
         params["data"] = {
             "source": "image_folder", "path": spec["image_folder"],

@@ -5,12 +5,13 @@
 ``build_model`` + ``train_model`` of the modelling pipeline on the arrays
 ``normalize_images`` gives, with the ``training`` parameters' defaults; no
 checkpoint, no tracking (``benchmarks.kedro_worker`` has those). ``knobs``
-change one thing each (the levers of ``benchmarks.cpu``): ``precision`` (a
-Keras dtype policy such as ``mixed_bfloat16``), ``deterministic``,
+change one thing each (the levers of ``benchmarks.cpu``): ``precision`` (the
+``model.precision`` parameter: ``float32``, ``bfloat16``...), ``deterministic``,
 ``steps_per_execution``, ``keras_arrays``, ``validation_batch``,
 ``interop_threads``, ``intra_op_threads``, and for RReLU the parts of its
 cheaper draw undone one at a time: ``rrelu_draw="float32"`` (one float32
-uniform per slope) and ``rrelu_apply="where"`` (the unfused select).
+uniform per slope), ``rrelu_apply="where"`` (the unfused select) and
+``rrelu_inference="where"`` (a select instead of one leaky_relu op at inference).
 oneDNN is set by the driver through ``TF_ENABLE_ONEDNN_OPTS``.
 """
 
@@ -55,6 +56,15 @@ def _undo_rrelu_savings(knobs: dict) -> None:
         rrelu.RReLU._draw_slopes = draw
     if knobs.get("rrelu_apply") == "where":
         rrelu._scale_negatives = lambda x, slopes: ops.where(x >= 0, x, x * slopes)
+    if knobs.get("rrelu_inference") == "where":
+        call = rrelu.RReLU.call
+
+        def where_at_inference(self, inputs, training=False):
+            if training:
+                return call(self, inputs, training=True)
+            return ops.where(inputs >= 0, inputs, inputs * ops.cast(self.inference_slope, inputs.dtype))
+
+        rrelu.RReLU.call = where_at_inference
 
 
 def main(spec: dict) -> None:
@@ -67,8 +77,6 @@ def main(spec: dict) -> None:
     if knobs.get("intra_op_threads"):
         tf.config.threading.set_intra_op_parallelism_threads(knobs["intra_op_threads"])
 
-    import keras
-
     from activation_compare import training_events
     from activation_compare.datasets.types import LabelledImages
     from activation_compare.identity import ModelKey
@@ -80,8 +88,6 @@ def main(spec: dict) -> None:
     train = normalize_images(LabelledImages(data["x_train"], data["y_train"]))
     test = normalize_images(LabelledImages(data["x_test"], data["y_test"]))
     del data
-    if knobs.get("precision"):
-        keras.mixed_precision.set_global_policy(knobs["precision"])
     _undo_rrelu_savings(knobs)
     if "steps_per_execution" in knobs:
         nodes._STEPS_PER_EXECUTION = knobs["steps_per_execution"]
@@ -102,7 +108,8 @@ def main(spec: dict) -> None:
         epochs=spec["epochs"], batch_size=spec["batch_size"], verbose=0,
         deterministic=knobs.get("deterministic", True),
     )
-    model = nodes.build_model({"type": spec["activation"]}, ModelParams(), key=key)
+    model_params = ModelParams(**({"precision": knobs["precision"]} if knobs.get("precision") else {}))
+    model = nodes.build_model({"type": spec["activation"]}, model_params, key=key)
     training_events.subscribe(on_epoch)
     try:
         wait_go()

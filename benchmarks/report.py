@@ -15,6 +15,13 @@ TARGETS = (
     ("kedro_rrelu", "kedro_relu", 1.3),
 )
 RATIOS = (
+    # Rows that name their precision (``kedro_relu_float32``): the targets' ratios per precision.
+    ("kedro_relu_float32", "original_relu"),
+    ("kedro_rrelu_float32", "original_rrelu"),
+    ("kedro_rrelu_float32", "kedro_relu_float32"),
+    ("kedro_relu_bfloat16", "original_relu"),
+    ("kedro_rrelu_bfloat16", "original_rrelu"),
+    ("kedro_rrelu_bfloat16", "kedro_relu_bfloat16"),
     ("project_relu", "original_relu"),
     ("project_rrelu", "original_rrelu"),
     ("project_rrelu", "project_relu"),
@@ -108,7 +115,7 @@ def throughput(rows: dict[str, Any], limits: dict[str, Any], sizes: dict[str, in
         if not row.get("epoch_s_min"):
             continue
         achieved = flops / row["epoch_s_min"] / 1e9
-        peak = limits.get("matmul_bfloat16_gflops") if "bf16" in name else limits.get("matmul_float32_gflops")
+        peak = limits.get("matmul_bfloat16_gflops") if ("bf16" in name or "bfloat16" in name) else limits.get("matmul_float32_gflops")
         out[name] = {
             "gflops": achieved,
             "of_matmul_peak": achieved / peak if peak else None,

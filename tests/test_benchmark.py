@@ -76,10 +76,21 @@ def test_unknown_variant_is_refused_with_the_choices(capsys):
     assert "--variants orignal_relu: unknown" in err and "original_relu" in err
 
 
+def test_project_and_kedro_rows_may_name_their_precision(capsys):
+    assert cpu._row("kedro_relu_float32") == ("kedro_relu", "float32")
+    assert cpu._row("project_rrelu_bfloat16") == ("project_rrelu", "bfloat16")
+    assert cpu._row("kedro_rrelu") == ("kedro_rrelu", None)
+    assert cpu._row("original_relu_float32") == ("original_relu_float32", None)  # its stack's own
+    cpu.parse_args(["--variants", "kedro_relu_float32,project_rrelu_bfloat16"])
+    with pytest.raises(SystemExit):
+        cpu.parse_args(["--variants", "kedro_relu_fp8"])
+    assert "--variants kedro_relu_fp8: unknown" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_interleaved_workers_on_tiny_data(tmp_path, capsys):
     """Real worker processes: the seed code's Keras 3 port, the node and a real kedro run."""
-    variants = ["port_rrelu", "project_relu", "kedro_relu"]
+    variants = ["port_rrelu", "project_relu", "kedro_relu", "kedro_rrelu_bfloat16"]
     if (baseline_env.DEFAULT_DIR / baseline_env.MARKER).is_file():
         variants.append("original_relu")  # the TF 2.15 stack, when it is already built
     out = tmp_path / "results.json"
