@@ -90,7 +90,8 @@ class RReLU(keras.layers.Layer):
 
     The slopes are computed in float32 and cast to the dtype the layer
     computes in, so the layer runs in float16 or bfloat16 under such a dtype policy (for example
-    `dtype="mixed_float16"`). Only `keras.ops` and `keras.random` are used, so
+    `dtype="mixed_float16"`); in bfloat16 a slope keeps 8 significant bits,
+    as every activation of such a model does. Only `keras.ops` and `keras.random` are used, so
     it works on every Keras backend and under XLA (`jit_compile=True`).
 
     Args:
