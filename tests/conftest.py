@@ -1,4 +1,5 @@
-"""Shared fixtures: throwaway copies of the project, so runs never touch ./data or ./mlflow.db."""
+"""Shared fixtures: throwaway copies of the project, so runs never touch ./data or ./mlflow.db,
+and the real processes the tests start (the ``kedro`` CLI, an ``mlflow server``)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,13 +21,99 @@ import pytest
 from benchmarks.project_copy import copy_project  # noqa: F401 - re-exported to the tests
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-KEDRO = str(Path(sys.executable).with_name("kedro"))
+# The virtual environment's commands (kedro, mlflow, dask), whatever PATH says.
+BIN = Path(sys.executable).parent
+KEDRO = str(BIN / "kedro")
 
-# Nothing in the tests may wait on a network.
-os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Nothing in the tests may wait on a network; TensorFlow's start-up lines off.
+QUIET_ENV = {
+    "DO_NOT_TRACK": "1",
+    "KEDRO_DISABLE_TELEMETRY": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+}
+for _key, _value in QUIET_ENV.items():
+    os.environ.setdefault(_key, _value)
+
+
+def stop_process_group(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    """Stop a process started with ``start_new_session=True``, with everything it started."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+class MlflowServer:
+    """``mlflow server`` on 127.0.0.1: SQLite backend, proxied artifacts, all under ``root``.
+
+    Started when created, waited for on first use of :attr:`url` (so its start
+    overlaps other work); always stopped with its whole process group. A second
+    server on the same ``root`` continues the first's store.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.artifacts = root / "artifacts"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.log = open(root / "server.log", "a")  # noqa: SIM115 - closed in stop()
+        # A developer's MLflow settings (tracking URI, experiment) are not the server's.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        env.update(QUIET_ENV, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+        self.process = subprocess.Popen(
+            [
+                str(BIN / "mlflow"), "server",
+                "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
+                "--artifacts-destination", str(self.artifacts),
+                "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+            ],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+        self._ready = False
+
+    @property
+    def url(self) -> str:
+        """The server's address, once it answers ``/health`` (at most 180 s)."""
+        url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 180
+        while not self._ready:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mlflow server exited: {(self.root / 'server.log').read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    self._ready = response.status == 200
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("mlflow server did not become healthy in 180 s") from None
+                time.sleep(0.5)
+        return url
+
+    def client(self):
+        """An ``MlflowClient`` of this server."""
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(self.url)
+
+    def stop(self) -> None:
+        stop_process_group(self.process)
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> Iterator[MlflowServer]:
+    """One real MLflow server for the whole session (tests tell their runs apart by Kedro run id)."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

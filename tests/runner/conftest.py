@@ -1,45 +1,24 @@
-"""Real processes on 127.0.0.1 for the Dask runner's tests: a scheduler, workers, an MLflow server."""
+"""Real processes on 127.0.0.1 for the Dask runner's tests: a scheduler and workers.
+
+The MLflow server they report to is the session's (``mlflow_server`` in tests/conftest.py).
+"""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-
-BIN = Path(sys.executable).parent
-QUIET_ENV = {
-    "DO_NOT_TRACK": "1",
-    "KEDRO_DISABLE_TELEMETRY": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-}
+from conftest import BIN, QUIET_ENV, stop_process_group
 
 
 def _environment() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DASK_", "KEDRO_ENV"))}
     return {**env, **QUIET_ENV}
-
-
-def _stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    """Stop a process started in its own session, with everything it started."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 class DaskCluster:
@@ -93,62 +72,13 @@ class DaskCluster:
 
     def kill(self, name: str) -> None:
         """SIGKILL a worker and its nanny: the worker is gone, as after a crash."""
-        _stop(self.workers[name], signal.SIGKILL)
+        stop_process_group(self.workers[name], signal.SIGKILL)
 
     def stop(self) -> None:
         for process in [*self.workers.values(), self.scheduler]:
-            _stop(process)
+            stop_process_group(process)
         for log in self.logs:
             log.close()
-
-
-class MlflowServer:
-    """``mlflow server`` on 127.0.0.1: SQLite backend, artifacts in a local folder."""
-
-    def __init__(self, root: Path) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = open(root / "mlflow.log", "w")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [
-                str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-                "--artifacts-destination", str(root / "artifacts"),
-                "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-            ],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**_environment(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        )
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start: {(root / 'mlflow.log').read_text()[-3000:]}")
-            time.sleep(0.5)
-
-    def client(self):
-        from mlflow.tracking import MlflowClient
-
-        return MlflowClient(self.url)
-
-    def stop(self) -> None:
-        _stop(self.process)
-        self.log.close()
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow"))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

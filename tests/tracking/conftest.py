@@ -12,34 +12,20 @@ import contextlib
 import hashlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
 import pytest
+from conftest import BIN, PROJECT_ROOT, QUIET_ENV, MlflowServer
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 SMOKE_EXPERIMENT = "activation-compare-smoke"
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s")
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 )
-QUIET_ENV = {
-    "DO_NOT_TRACK": "1",
-    "KEDRO_DISABLE_TELEMETRY": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-}
-for _key, _value in QUIET_ENV.items():
-    os.environ.setdefault(_key, _value)
 
 
 # --- project copies and runs ------------------------------------------------------
@@ -320,74 +306,6 @@ def runs_by_session(client, *session_ids, experiment: str = "activation-compare"
             [exp.experiment_id], filter_string=f"tags.`kedro.run_id` = '{session_id}'", run_view_type=ViewType.ALL
         )
     ]
-
-
-# --- a real MLflow server ------------------------------------------------------------
-
-
-class MlflowServer:
-    """``mlflow server`` on 127.0.0.1, SQLite backend, proxied artifacts in a temp folder.
-
-    Started when created, waited for on first use of :attr:`url` (so its start
-    overlaps other work); always stopped (its whole process group).
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.artifacts = root / "artifacts"
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.log = open(root / "server.log", "w")  # noqa: SIM115
-        env = {**os.environ, **QUIET_ENV, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        env.pop("MLFLOW_TRACKING_URI", None)
-        self.process = subprocess.Popen(
-            [
-                str(BIN / "mlflow"), "server",
-                "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
-                "--artifacts-destination", str(self.artifacts),
-                "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-            ],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )
-        self._ready = False
-
-    @property
-    def url(self) -> str:
-        url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 180
-        while not self._ready:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"mlflow server exited: {(self.root / 'server.log').read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    self._ready = response.status == 200
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("mlflow server did not become healthy in 180 s") from None
-                time.sleep(0.5)
-        return url
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        self.log.close()
-
-
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory):
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -18,6 +17,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+from conftest import stop_process_group
 
 SMOKE_RRELU = "activation-compare-smoke-rrelu"
 
@@ -48,16 +48,6 @@ def _wait_ready(process, url: str, log_path, timeout: float = 300) -> None:
         except OSError:
             time.sleep(1)
     raise AssertionError(f"mlflow models serve did not answer in {timeout} s:\n{log_path.read_text()[-4000:]}")
-
-
-def _stop(process) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 @pytest.mark.slow
@@ -104,7 +94,7 @@ def test_a_smoke_compare_registers_its_models_and_the_best_rrelu_is_served(tmp_p
         with urllib.request.urlopen(request, timeout=120) as response:
             predictions = np.asarray(json.loads(response.read())["predictions"])
     finally:
-        _stop(server)
+        stop_process_group(server)
     assert predictions.shape == (3, 10)
     assert np.allclose(predictions.sum(axis=1), 1.0, atol=1e-5)
     assert (predictions >= 0).all()
