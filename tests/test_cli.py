@@ -85,7 +85,12 @@ def test_the_project_errors_are_user_errors() -> None:
     from activation_compare.divergence import LossDivergedError
     from activation_compare.storage import StorageError
 
-    for error in (InvalidParametersError, DataSourceError, DownloadError, StorageError, LossDivergedError):
+    from activation_compare.hooks.project import EnvironmentOutputsError
+
+    for error in (
+        InvalidParametersError, DataSourceError, DownloadError, StorageError, LossDivergedError,
+        EnvironmentOutputsError,
+    ):
         assert issubclass(error, UserError), error
 
 
@@ -116,6 +121,25 @@ def test_a_parameter_typo_is_a_few_lines_without_traceback(tmp_path) -> None:  #
     assert len(output.strip().splitlines()) <= 6, output
     verbose = _kedro(project, "--env", "smoke", "--params", "training.epoch=3", "--verbose")
     assert verbose.returncode != 0 and "Traceback" in verbose.stderr
+
+
+@pytest.mark.slow
+def test_an_environment_that_does_not_name_its_outputs_is_refused_with_the_lines_to_add(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    project = copy_project(tmp_path / "project")
+    (project / "conf" / "quick").mkdir()
+    (project / "conf" / "quick" / "parameters.yml").write_text("training:\n  epochs: 1\n")
+    result = _kedro(project, "--env", "quick", "--pipeline", "compare")
+    output = result.stdout + result.stderr
+    assert result.returncode == cli.EXIT_USER_ERROR, output
+    assert "Traceback" not in output
+    assert "--env quick: conf/quick/globals.yml does not name this environment" in result.stderr
+    assert "environment: quick" in result.stderr and "outputs: data/quick" in result.stderr
+    assert not (project / "data" / "01_raw").exists() or not any((project / "data" / "01_raw").iterdir())
+    (project / "conf" / "quick" / "globals.yml").write_text(
+        "data:\n  source: synthetic\npaths:\n  outputs: data/quick\nenvironment: quick\n"
+    )
+    fixed = _kedro(project, "--env", "quick", "--pipeline", "data_processing")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
 
 
 @pytest.mark.slow

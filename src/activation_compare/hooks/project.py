@@ -76,6 +76,33 @@ def check_no_unversioned_leftovers(pipeline: Any, catalog: Any) -> None:
         )
 
 
+class EnvironmentOutputsError(UserError):
+    """A configuration environment that does not name itself and its outputs' folder."""
+
+
+# Kedro's base and default run environments, whose outputs are paths.outputs of conf/base.
+_DEFAULT_ENVIRONMENTS = (None, "base", "local")
+
+
+def check_environment_outputs(env: str | None, globals_: dict[str, Any]) -> None:
+    """Refuse an ``--env`` whose globals do not name it: its outputs would go with the default's.
+
+    Every run's files are versioned, so nothing would be overwritten, but the
+    environment's results would sit in the default environment's folders and
+    its figures would say ``environment: default``.
+    """
+    if env in _DEFAULT_ENVIRONMENTS or globals_.get("environment") == env:
+        return
+    outputs = (globals_.get("paths") or {}).get("outputs")
+    raise EnvironmentOutputsError(
+        f"--env {env}: conf/{env}/globals.yml does not name this environment "
+        f"(environment: {globals_.get('environment')!r}, paths.outputs: {outputs!r}), so its "
+        "outputs would go into the default environment's folders under that name. "
+        f"Add to conf/{env}/globals.yml:\n"
+        f"  environment: {env}\n  paths:\n    outputs: data/{env}"
+    )
+
+
 def _trains_from_source(pipeline: Any) -> bool:
     """Whether the pipeline reads the image source and trains on what it makes of it."""
     datasets = pipeline.datasets()
@@ -109,6 +136,7 @@ class ProjectHooks:
     @hook_impl
     def after_context_created(self, context: KedroContext) -> None:
         # Fails fast, naming every bad parameter, before a byte of data is read.
+        check_environment_outputs(context.env, context.config_loader["globals"])
         self._parameters = validate_parameters(context.config_loader["parameters"])
         # Kedro caches the registered pipelines per process; a second session in
         # the same process (tests, notebooks) may have other activations or seeds.
