@@ -68,7 +68,7 @@ def test_bfloat16_computes_in_16_bits_keeps_float32_weights_and_a_float32_softma
     probabilities = model(images, training=True)
     assert keras.backend.standardize_dtype(probabilities.dtype) == "float32"
     assert np.allclose(np.asarray(probabilities).sum(axis=1), 1.0, atol=1e-5)
-    float32 = build_model({"type": activation}, ModelParams(), key=key)
+    float32 = build_model({"type": activation}, ModelParams(precision="float32"), key=key)
     assert model.count_params() == float32.count_params()
     assert model_precision(float32) == "float32"
 
