@@ -60,6 +60,8 @@ LEVERS: dict[str, tuple[str, dict[str, Any]]] = {
     "lever_rrelu_float32_draw": ("rrelu", {"precision": "float32", "rrelu_draw": "float32"}),
     "lever_rrelu_unfused_where": ("rrelu", {"precision": "float32", "rrelu_apply": "where"}),
     "lever_rrelu_where_inference": ("rrelu", {"precision": "float32", "rrelu_inference": "where"}),
+    # Not a lever (it is not RReLU): what the random slopes cost, as a floor.
+    "lever_rrelu_no_draw": ("rrelu", {"precision": "float32", "rrelu_draw": "none"}),
 }
 
 
@@ -114,6 +116,21 @@ def _row(name: str) -> tuple[str, str | None]:
     if precision in PRECISIONS and base.split("_")[0] in ("project", "kedro"):
         return base, precision
     return name, None
+
+
+def _precision_of(name: str, precision: str | None = None) -> str:
+    """What a row computes in on this machine: float32 for the original and the port,
+    the project's ``model.precision`` (default ``auto``) resolved for the others."""
+    variant, named = _row(name)
+    if not variant.startswith(("project", "kedro")):
+        return "float32"
+    from activation_compare.models.precision import cpu_has_bfloat16
+    from activation_compare.params import ModelParams
+
+    chosen = precision or named or ModelParams().precision
+    if chosen == "auto":  # the CPU's choice; these rows train on the CPU
+        return "bfloat16" if cpu_has_bfloat16() else "float32"
+    return chosen
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -203,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         if rows:
             print(f"Training: {args.epochs} epochs x {args.repeats} run(s), interleaved")
             result["training"] = _repeat(rows, args.epochs, args.repeats)
+            for name, row in result["training"].items():
+                row["precision"] = _precision_of(name)
         if "levers" in sections:
             epochs = args.lever_epochs or args.epochs
             print(f"Levers: {epochs} epochs, interleaved")
@@ -213,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                 env = {**project_env, **({"TF_ENABLE_ONEDNN_OPTS": knobs["onednn"]} if "onednn" in knobs else {})}
                 levers[name] = Variant("benchmarks.project_worker", spec, sys.executable, env)
             result["levers"] = _repeat(levers, epochs, args.repeats)
+            for name, row in result["levers"].items():
+                row["precision"] = _precision_of("project", LEVERS[name][1].get("precision"))
     trained = {**result.get("training", {}), **result.get("levers", {})}
     if trained:
         print("Attainable throughput")

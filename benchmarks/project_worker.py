@@ -10,7 +10,8 @@ change one thing each (the levers of ``benchmarks.cpu``): ``precision`` (the
 ``steps_per_execution``, ``keras_arrays``, ``validation_batch``,
 ``interop_threads``, ``intra_op_threads``, and for RReLU the parts of its
 cheaper draw undone one at a time: ``rrelu_draw="float32"`` (one float32
-uniform per slope), ``rrelu_apply="where"`` (the unfused select) and
+uniform per slope) or ``"none"`` (no draw, every slope the mean: not RReLU,
+the cost of the draw), ``rrelu_apply="where"`` (the unfused select) and
 ``rrelu_inference="where"`` (a select instead of one leaky_relu op at inference).
 oneDNN is set by the driver through ``TF_ENABLE_ONEDNN_OPTS``.
 """
@@ -49,6 +50,12 @@ def _undo_rrelu_savings(knobs: dict) -> None:
 
     from activation_compare.layers import rrelu
 
+    if knobs.get("rrelu_draw") == "none":
+        # Not RReLU: every slope the mean, through the same factor. What the draw costs.
+        def no_draw(self, shape):
+            return ops.full(shape, self.inference_slope, dtype="float32")
+
+        rrelu.RReLU._draw_slopes = no_draw
     if knobs.get("rrelu_draw") == "float32":
         def draw(self, shape):
             return keras.random.uniform(shape, self.lower, self.upper, dtype="float32", seed=self.seed_generator)

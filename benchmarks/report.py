@@ -115,11 +115,13 @@ def throughput(rows: dict[str, Any], limits: dict[str, Any], sizes: dict[str, in
         if not row.get("epoch_s_min"):
             continue
         achieved = flops / row["epoch_s_min"] / 1e9
-        peak = limits.get("matmul_bfloat16_gflops") if ("bf16" in name or "bfloat16" in name) else limits.get("matmul_float32_gflops")
+        low_precision = row.get("precision") == "bfloat16" or "bf16" in name  # older results: by name
+        peak = limits.get("matmul_bfloat16_gflops") if low_precision else limits.get("matmul_float32_gflops")
         out[name] = {
             "gflops": achieved,
             "of_matmul_peak": achieved / peak if peak else None,
             "of_conv2_float32": achieved / limits["conv2_float32_gflops"] if limits.get("conv2_float32_gflops") else None,
+            "peak": "matmul_bfloat16" if low_precision else "matmul_float32",
         }
     return out
 
@@ -128,14 +130,14 @@ def print_table(report: dict[str, Any]) -> None:
     rows = {**report.get("training", {}), **report.get("levers", {})}
     if rows:
         print("\nPer-epoch seconds (training + validation), epochs after the first; wall: with what runs between epochs")
-        print(f"{'variant':30s} {'median':>7s} {'min':>7s} {'1st':>7s} {'wall med':>8s} {'val_acc':>7s} {'GFLOP/s':>7s}  TF")
+        print(f"{'variant':30s} {'median':>7s} {'min':>7s} {'1st':>7s} {'wall med':>8s} {'val_acc':>7s} {'GFLOP/s':>7s}  TF      precision")
         tp = report.get("throughput", {})
         for name, r in rows.items():
             wall = f"{r['wall_s_median']:8.2f}" if r.get("wall_s_median") else " " * 8
             print(
                 f"{name:30s} {r['epoch_s_median']:7.2f} {r['epoch_s_min']:7.2f} {r['first_epoch_s']:7.2f} "
                 f"{wall} {r['final_val_accuracy']:7.4f} "
-                f"{tp.get(name, {}).get('gflops', float('nan')):7.1f}  {r['tf']['tensorflow']}"
+                f"{tp.get(name, {}).get('gflops', float('nan')):7.1f}  {r['tf']['tensorflow']:7s} {r.get('precision', '')}"
             )
         print("\nValidation accuracy per epoch")
         for name, r in rows.items():
@@ -153,7 +155,8 @@ def print_table(report: dict[str, Any]) -> None:
     if report.get("limits"):
         print("\nAttainable:", json.dumps({k: round(v, 1) for k, v in report["limits"].items() if isinstance(v, float)}))
         for name, t in report.get("throughput", {}).items():
-            print(f"  {name:28s} {t['gflops']:6.1f} GFLOP/s = {100 * (t['of_matmul_peak'] or 0):.1f}% of matmul peak")
+            peak = t.get("peak", "matmul")
+            print(f"  {name:28s} {t['gflops']:6.1f} GFLOP/s = {100 * (t['of_matmul_peak'] or 0):.1f}% of the {peak} peak")
     if "data" in report:
         print("\nData:", json.dumps(report["data"], indent=1, default=float))
 
@@ -169,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     result["ratios"] = ratios(result.get("training", {}), result.get("levers", {}))
     result["targets"] = targets(result.get("training", {}))
     result["overheads"] = overheads(result.get("training", {}))
+    if result.get("limits") and result.get("sizes"):
+        result["throughput"] = throughput(
+            {**result.get("training", {}), **result.get("levers", {})}, result["limits"], result["sizes"]
+        )
     print_table(result)
     return 0
 
