@@ -112,3 +112,17 @@ def test_interleaved_workers_on_tiny_data(tmp_path, capsys):
     assert result["throughput"]["project_relu"]["of_matmul_peak"] > 0
     printed = capsys.readouterr().out
     assert "Validation accuracy per epoch" in printed and str(out) in printed
+
+
+@pytest.mark.slow
+def test_rrelu_parts_prices_every_part(tmp_path, capsys):
+    from benchmarks import rrelu_parts
+
+    out = tmp_path / "parts.json"
+    assert rrelu_parts.main(["--steps", "1", "--rounds", "1", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result["step_ms"]) == {"relu", "layer", "no_draw", "draw"}
+    assert set(result["validation_epoch_ms"]) == {"relu", "rrelu_leaky_relu", "rrelu_where"}
+    assert all(row["min_ms"] > 0 for section in ("step_ms", "validation_epoch_ms") for row in result[section].values())
+    assert "fastest" in capsys.readouterr().out
+
