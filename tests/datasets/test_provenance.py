@@ -34,6 +34,19 @@ def test_a_checkout_gives_its_commit_and_says_when_files_changed(tmp_path):
     assert dataset.load() == loaded
 
 
+def test_the_commit_is_the_one_checked_out_when_the_run_started(tmp_path):
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "file.txt").write_text("one\n")
+    _git(tmp_path, "add", "file.txt")
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    first = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    dataset = RunProvenanceDataset(environment="default", outputs="data", project_path=str(tmp_path))
+    (tmp_path / "file.txt").write_text("two\n")  # committed while the run trains
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-am", "two")
+    loaded = dataset.load()
+    assert loaded["git_commit"] == first and loaded["git_local_changes"] is False
+
+
 def test_outside_git_there_is_no_commit(tmp_path):
     loaded = RunProvenanceDataset(environment="default", outputs="data", project_path=str(tmp_path)).load()
     assert loaded["git_commit"] is None and loaded["git_local_changes"] is None

@@ -3,8 +3,8 @@
 The reporting nodes put this on every figure and in the comparison (README,
 "Look at the results"), so they take it as an input, like any data: the
 catalog entry ``run_provenance`` names the environment and the outputs folder
-from the environment's ``globals.yml``; the commit and date are read here, on
-load, so the nodes stay pure functions of their inputs.
+from the environment's ``globals.yml``; the commit and date are read here, so
+the nodes stay pure functions of their inputs.
 """
 
 from __future__ import annotations
@@ -52,14 +52,18 @@ class RunProvenanceDataset(AbstractDataset[None, dict[str, Any]]):
         project_path: The git checkout whose commit is recorded (default: the
             working directory, which Kedro sets to the project root).
 
-    The date is the first load's (UTC, to the minute), kept for the life of
-    the dataset, so every figure of one run carries the same one.
+    The commit is read when the dataset is created, which the project hook
+    does before the run starts (it checks every dataset's folder), so a commit
+    made while a long run trains is not mistaken for the code that ran. The
+    date is the first load's (UTC, to the minute), kept for the life of the
+    dataset, so every figure of one run carries the same one.
     """
 
     def __init__(self, environment: str, outputs: str, project_path: str = ".") -> None:
         self._environment = str(environment)
         self._outputs = str(outputs)
-        self._project_path = Path(project_path)
+        project = Path(project_path)
+        self._git = {"git_commit": git_commit(project), "git_local_changes": has_local_changes(project)}
         self._loaded: dict[str, Any] | None = None
 
     def _describe(self) -> dict[str, Any]:
@@ -76,8 +80,7 @@ class RunProvenanceDataset(AbstractDataset[None, dict[str, Any]]):
             self._loaded = {
                 "environment": self._environment,
                 "outputs": self._outputs,
-                "git_commit": git_commit(self._project_path),
-                "git_local_changes": has_local_changes(self._project_path),
+                **self._git,
                 "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             }
         return dict(self._loaded)
