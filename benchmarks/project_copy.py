@@ -23,6 +23,8 @@ def copy_project(destination: Path, source: Path = PROJECT_ROOT) -> Path:
     shutil.copytree(source / "conf", destination / "conf", ignore=shutil.ignore_patterns("local"))
     (destination / "conf" / "local").mkdir(exist_ok=True)
     for layer in sorted((source / "data").iterdir()):
-        if layer.is_dir():
+        # The numbered layers only: not data/smoke or data/paper, which the
+        # developer's own runs of other environments leave behind.
+        if layer.is_dir() and layer.name[:2].isdigit():
             (destination / "data" / layer.name).mkdir(parents=True, exist_ok=True)
     return destination
