@@ -337,13 +337,16 @@ class MlflowTrackingHook:
     def _log_training(
         self, context: RunContext, run: RunRef, key: ModelKey, inputs: Mapping[str, Any], outputs: Mapping[str, Any]
     ) -> None:
-        from activation_compare.tracking import artifacts, resume
+        from activation_compare.tracking import artifacts, params, resume, runs
 
         history = outputs.get(key.dataset(Role.HISTORY))
         if history is not None:
             resume.complete_epochs(context.store, run.run_id, history)
             artifacts.log_history(context.store, run.run_id, history)
         model = outputs.get(key.dataset(Role.MODEL))
+        # Also logged when training starts; again here for a run whose start was
+        # recorded by another process (a resumed or reused model).
+        runs.log_params(context.store, run, params.precision_params(model))
         examples = getattr(inputs.get(TRAIN_SET), "images", None)
         if model is not None and context.tracked.settings.log_models and examples is not None and len(examples):
             artifacts.log_model(context.store, run, model, examples, len(history) if history is not None else 0)
