@@ -80,7 +80,7 @@ def test_compare_on_two_workers_tracks_every_model_like_the_sequential_run(
 def test_a_worker_killed_mid_training_does_not_fail_the_run(tmp_path, dask_cluster, mlflow_server):
     client = mlflow_server.client()
     project = copy_project(tmp_path / "project")
-    epochs = 6
+    epochs = 12  # room for the kill to land mid-training, even with fast (bfloat16) epochs
     with dask_cluster.client() as dask_client:
         names = {address: name for name, address in dask_cluster.address_of(dask_client).items()}
         run = _start(project, mlflow_server, dask_cluster, epochs)
@@ -93,7 +93,8 @@ def test_a_worker_killed_mid_training_does_not_fail_the_run(tmp_path, dask_clust
                 run.kill()
     assert run.returncode == 0, stdout[-3000:] + stderr[-6000:]
     # The workers' log lines reach the driver: the model went on from its checkpoint.
-    assert re.search(r"resuming at epoch [2-6]/6", stdout + stderr), stdout[-6000:] + stderr[-6000:]
+    resumed = re.search(rf"resuming at epoch (\d+)/{epochs}", stdout + stderr)
+    assert resumed and 2 <= int(resumed.group(1)) <= epochs, stdout[-6000:] + stderr[-6000:]
 
     children = _children(client, "killed")
     assert len(children) == 4
@@ -165,4 +166,14 @@ def test_ctrl_c_on_the_driver_stops_the_workers_and_marks_the_runs_killed(
 
     exp = client.get_experiment_by_name("interrupted")
     runs = client.search_runs([exp.experiment_id])
-    assert runs and {r.info.status for r in runs} == {"KILLED"}, [(r.info.run_name, r.info.status) for r in runs]
+    seen = [(r.info.run_name, r.info.status) for r in runs]
+    # Every run still going at Ctrl-C ends KILLED, the parent too; a model that had
+    # already trained all its epochs (fast ones do, in bfloat16) stays FINISHED.
+    parent = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parent) == 1 and parent[0].info.status == "KILLED", seen
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert any(r.info.status == "KILLED" for r in children), seen
+    for child in children:
+        if child.info.status != "KILLED":
+            assert child.info.status == "FINISHED", seen
+            assert len(client.get_metric_history(child.info.run_id, "loss")) == 20, seen
