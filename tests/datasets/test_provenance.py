@@ -14,12 +14,17 @@ def _git(cwd, *args):
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
 
 
+def _repository(path) -> str:
+    """A git checkout at ``path`` with one commit of file.txt; returns that commit."""
+    _git(path, "init", "-q")
+    (path / "file.txt").write_text("one\n")
+    _git(path, "add", "file.txt")
+    _git(path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True).stdout.strip()
+
+
 def test_a_checkout_gives_its_commit_and_says_when_files_changed(tmp_path):
-    _git(tmp_path, "init", "-q")
-    (tmp_path / "file.txt").write_text("one\n")
-    _git(tmp_path, "add", "file.txt")
-    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    head = _repository(tmp_path)
 
     dataset = RunProvenanceDataset(environment="smoke", outputs="data/smoke", project_path=str(tmp_path))
     loaded = dataset.load()
@@ -35,11 +40,7 @@ def test_a_checkout_gives_its_commit_and_says_when_files_changed(tmp_path):
 
 
 def test_the_commit_is_the_one_checked_out_when_the_run_started(tmp_path):
-    _git(tmp_path, "init", "-q")
-    (tmp_path / "file.txt").write_text("one\n")
-    _git(tmp_path, "add", "file.txt")
-    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
-    first = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    first = _repository(tmp_path)
     dataset = RunProvenanceDataset(environment="default", outputs="data", project_path=str(tmp_path))
     (tmp_path / "file.txt").write_text("two\n")  # committed while the run trains
     _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-am", "two")
