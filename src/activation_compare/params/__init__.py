@@ -10,9 +10,9 @@ keys included, once per run, when the Kedro context is created.
 
 from .schema import (
     ACTIVATION_TYPES,
-    PRECISIONS,
     DATA_SOURCES,
     DEFAULT_MAX_IMAGES,
+    PRECISIONS,
     PROTOCOLS,
     ActivationSpec,
     CompareParams,
@@ -37,9 +37,9 @@ from .validation import (
 
 __all__ = [
     "ACTIVATION_TYPES",
-    "PRECISIONS",
     "DATA_SOURCES",
     "DEFAULT_MAX_IMAGES",
+    "PRECISIONS",
     "PROTOCOLS",
     "ActivationSpec",
     "CompareParams",
