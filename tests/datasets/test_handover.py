@@ -1,5 +1,6 @@
 """In-memory hand-over between nodes: the same object in one process, shared bytes across processes."""
 
+import multiprocessing
 import pickle
 
 import numpy as np
@@ -28,7 +29,9 @@ def test_a_pickled_copy_is_empty_and_says_so():
 
 
 def test_with_a_manager_every_process_sees_what_one_saved():
-    manager = ParallelRunnerManager()  # the manager ParallelRunner starts
+    # The manager ParallelRunner starts, in a new interpreter: a fork of this pytest
+    # process (TensorFlow loaded by other tests) can die in TensorFlow's mutexes.
+    manager = ParallelRunnerManager(ctx=multiprocessing.get_context("spawn"))
     manager.start()
     try:
         catalog = SharedMemoryDataCatalog({"train_set": HandOverDataset()})

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -297,6 +299,40 @@ def run_fake(pipeline, hook, runner, project: Path, session_id: str, parameters:
     manager.hook.after_pipeline_run(run_params=run_params, run_result={}, pipeline=pipeline, catalog=catalog)
 
 
+def run_fake_in_parallel_in_a_new_interpreter(
+    project: Path, session_id: str, store: str, activations: list[str], seeds: list[int]
+) -> None:
+    """``run_fake`` under ``ParallelRunner(max_workers=2)``, from a new Python process.
+
+    ParallelRunner forks its manager and its workers from the calling process.
+    This pytest process has TensorFlow loaded by earlier tests, and a fork of it
+    can die in TensorFlow's C++ mutexes (CI once lost the manager to abseil's
+    "Check w->waitp->cond == nullptr failed"); ``kedro run`` forks from a driver
+    that has not imported TensorFlow, and so does this.
+    """
+    arguments = json.dumps([str(project), session_id, activations, seeds])
+    script = f"import tracking.conftest as helpers; helpers._fake_parallel_main({arguments!r})"
+    env = {**os.environ, **QUIET_ENV, "MLFLOW_TRACKING_URI": store, "PYTHONPATH": os.pathsep.join(
+        [str(PROJECT_ROOT / "tests"), str(PROJECT_ROOT)])}
+    result = subprocess.run([sys.executable, "-c", script], cwd=project, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+
+
+def _fake_parallel_main(arguments: str) -> None:
+    from kedro.framework.project import configure_project
+    from kedro.runner import ParallelRunner
+
+    from activation_compare.hooks import MlflowTrackingHook
+    from activation_compare.identity import ComparePlan
+
+    project, session_id, activations, seeds = json.loads(arguments)
+    configure_project("activation_compare")
+    plan = ComparePlan.of(activations, seeds)
+    run_fake(fake_pipeline(plan), MlflowTrackingHook(), ParallelRunner(max_workers=2), Path(project), session_id,
+             fake_parameters(activations, seeds))
+
+
 def runs_by_session(client, *session_ids, experiment: str = "activation-compare") -> list:
     exp = client.get_experiment_by_name(experiment)
     from mlflow.entities import ViewType
@@ -341,6 +377,7 @@ def tracking():
         fake_parameters=fake_parameters,
         fake_pipeline=fake_pipeline,
         run_fake=run_fake,
+        run_fake_in_parallel_in_a_new_interpreter=run_fake_in_parallel_in_a_new_interpreter,
         runs_by_session=runs_by_session,
         MlflowServer=MlflowServer,
     )

@@ -18,23 +18,17 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-def test_worker_processes_find_their_runs_in_mlflow(tmp_path, tracking, monkeypatch, scratch_store):
+
+def test_worker_processes_find_their_runs_in_mlflow(tmp_path, tracking, scratch_store):
     """The fake pipeline under ParallelRunner: every node hook runs in a worker process.
 
     Workers build their hooks from the project's ``settings.HOOKS`` (as Kedro
     does), so they share nothing with the driver's hook but the catalog.
     """
-    from kedro.framework.project import configure_project
-    from kedro.runner import ParallelRunner
-
     from activation_compare.identity import ComparePlan
-    from activation_compare.hooks import MlflowTrackingHook
 
-    configure_project("activation_compare")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", scratch_store)
     plan = ComparePlan.of(["relu", "rrelu"], [0, 1])
-    tracking.run_fake(tracking.fake_pipeline(plan), MlflowTrackingHook(), ParallelRunner(max_workers=2),
-                      tmp_path, "parallel-1", tracking.fake_parameters(seeds=[0, 1]))
+    tracking.run_fake_in_parallel_in_a_new_interpreter(tmp_path, "parallel-1", scratch_store, ["relu", "rrelu"], [0, 1])
 
     client = MlflowClient(scratch_store)
     runs = tracking.runs_by_session(client, "parallel-1")
