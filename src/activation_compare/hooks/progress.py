@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -21,11 +22,89 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
+class _RunClock:
+    """The run's epochs so far and their mean time, shared by the models training at once."""
+
+    def __init__(self, models_total: int) -> None:
+        self.models_total = models_total
+        self.models_started = 0
+        self._epochs = 0
+        self._seconds = 0.0
+        self._lock = threading.Lock()
+
+    def start_model(self) -> int:
+        """Count one more model; its position in the run (from 1)."""
+        with self._lock:
+            self.models_started += 1
+            return self.models_started
+
+    def add_epoch(self, seconds: float) -> float:
+        """Count one more epoch; the mean epoch time so far."""
+        with self._lock:
+            self._epochs += 1
+            self._seconds += seconds
+            return self._seconds / self._epochs
+
+
+class _ModelProgress:
+    """The lines of one training node run: its model's start and each epoch.
+
+    ``clock`` is None where the run's plan is unknown (hooks built afresh on a
+    Dask worker): the lines name the model alone, and give no time left for
+    the run.
+    """
+
+    def __init__(self, clock: _RunClock | None) -> None:
+        self._clock = clock
+        self._position = clock.start_model() if clock is not None else None
+        self._own_epochs = 0
+        self._own_seconds = 0.0
+        self._epoch_started = time.perf_counter()
+
+    def _label(self, key: ModelKey) -> str:
+        if self._position is None:
+            return key.label
+        return f"model {self._position}/{self._clock.models_total} ({key.label})"
+
+    def on_start(self, event: training_events.TrainingStart) -> None:
+        # The training state decides, before fit, whether the model is trained
+        # from scratch, resumed or reused as it is: say which.
+        label = self._label(event.key)
+        if event.mode == "reuse":
+            logger.info("%s: already trained (%d epochs); reused", label, event.epochs)
+        elif event.mode == "resume":
+            logger.info("%s: resuming after epoch %d of %d", label, event.initial_epoch, event.epochs)
+        else:
+            logger.info("%s: training %d epochs", label, event.epochs)
+        self._epoch_started = time.perf_counter()
+
+    def on_epoch_end(self, event: training_events.EpochEnd) -> None:
+        now = time.perf_counter()
+        seconds, self._epoch_started = now - self._epoch_started, now
+        self._own_epochs += 1
+        self._own_seconds += seconds
+        # Epochs of every model cost about the same here: the run's mean where known.
+        mean = self._clock.add_epoch(seconds) if self._clock is not None else self._own_seconds / self._own_epochs
+        left_model = event.epochs - event.epoch  # epochs are numbered from 1
+        accuracy = event.metrics.get("val_accuracy")
+        shown = f", val_accuracy {accuracy:.4f}" if accuracy is not None else ""
+        left = f"{_duration(left_model * mean)} for this model"
+        if self._clock is not None:
+            left_run = left_model + (self._clock.models_total - self._clock.models_started) * event.epochs
+            left += f", {_duration(left_run * mean)} for the run"
+        logger.info("%s: epoch %d/%d%s; left: %s", self._label(event.key), event.epoch, event.epochs, shown, left)
+
+
 class ProgressHooks:
     """Log one line per epoch: model k/n, epoch e/E, and estimates of the time left.
 
     The estimate uses the mean epoch time so far in this run (epochs of every
-    model cost about the same here), times the epochs still to train.
+    model cost about the same here), times the epochs still to train. Each
+    node run has its own listeners, in its own thread (ThreadRunner runs
+    models at once). Where the hooks never saw the run start (a Dask worker
+    builds them afresh for its tasks), every node is listened to, since only
+    a training node publishes training events, and the lines name the model
+    without its position in the run; the driver logs each finished model.
 
     Args:
         project: Whatever holds the run's validated parameters and their
@@ -36,19 +115,14 @@ class ProgressHooks:
     def __init__(self, project: Any) -> None:
         self._project = project
         self._plan: ComparePlan | None = None
-        self._models_total = 0
-        self._models_started = 0
-        self._epochs_done = 0
-        self._epoch_seconds = 0.0
-        self._listeners: list[training_events.Listener] = []
-        self._epoch_started = 0.0
+        self._clock: _RunClock | None = None
+        self._node_runs = threading.local()
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline) -> None:
         self._plan = self._project.plan
-        self._models_total = sum(self._trained_model(node) is not None for node in pipeline.nodes)
-        self._models_started = self._epochs_done = 0
-        self._epoch_seconds = 0.0
+        if self._plan is not None:
+            self._clock = _RunClock(sum(self._trained_model(node) is not None for node in pipeline.nodes))
 
     def _trained_model(self, node: Node) -> ModelKey | None:
         """The model a node trains; None for every other node."""
@@ -57,49 +131,12 @@ class ProgressHooks:
 
     @hook_impl
     def before_node_run(self, node: Node, inputs: dict[str, Any]) -> None:
-        key = self._trained_model(node)
-        if key is None:
+        if self._plan is not None and self._trained_model(node) is None:
             return
-        self._models_started += 1
-        model_label = f"model {self._models_started}/{self._models_total} ({key.label})"
-
-        # The training state decides, before fit, whether the model is trained
-        # from scratch, resumed or reused as it is: say which.
-        def on_start(event: training_events.TrainingStart) -> None:
-            if event.mode == "reuse":
-                logger.info("%s: already trained (%d epochs); reused", model_label, event.epochs)
-            elif event.mode == "resume":
-                logger.info(
-                    "%s: resuming after epoch %d of %d", model_label, event.initial_epoch, event.epochs
-                )
-            else:
-                logger.info("%s: training %d epochs", model_label, event.epochs)
-            self._epoch_started = time.perf_counter()
-
-        def on_epoch_end(event: training_events.EpochEnd) -> None:
-            now = time.perf_counter()
-            self._epoch_seconds += now - self._epoch_started
-            self._epoch_started = now
-            self._epochs_done += 1
-            mean = self._epoch_seconds / self._epochs_done
-            left_model = event.epochs - event.epoch  # epochs are numbered from 1
-            left_run = left_model + (self._models_total - self._models_started) * event.epochs
-            accuracy = event.metrics.get("val_accuracy")
-            shown = f", val_accuracy {accuracy:.4f}" if accuracy is not None else ""
-            logger.info(
-                "%s: epoch %d/%d%s; left: %s for this model, %s for the run",
-                model_label,
-                event.epoch,
-                event.epochs,
-                shown,
-                _duration(left_model * mean),
-                _duration(left_run * mean),
-            )
-
-        self._epoch_started = time.perf_counter()
-        self._listeners = [
-            training_events.subscribe(on_start, training_events.TrainingStart),
-            training_events.subscribe(on_epoch_end),
+        progress = _ModelProgress(self._clock if self._plan is not None else None)
+        self._node_runs.listeners = [
+            training_events.subscribe(progress.on_start, training_events.TrainingStart),
+            training_events.subscribe(progress.on_epoch_end),
         ]
 
     @hook_impl
@@ -111,6 +148,6 @@ class ProgressHooks:
         self._stop_listening()
 
     def _stop_listening(self) -> None:
-        for listener in self._listeners:
+        for listener in getattr(self._node_runs, "listeners", ()):
             training_events.unsubscribe(listener)
-        self._listeners = []
+        self._node_runs.listeners = []
