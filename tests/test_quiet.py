@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from activation_compare import quiet
 
 
@@ -48,3 +50,18 @@ def test_has_gpu_device_looks_for_driver_files(monkeypatch) -> None:  # type: ig
     assert not quiet.has_gpu_device()
     monkeypatch.setattr(quiet, "_GPU_DEVICE_FILES", (os.devnull,))
     assert quiet.has_gpu_device()
+
+
+def test_a_process_started_by_a_quieted_one_imports_tensorflow_quietly() -> None:
+    """A LocalCluster's Dask workers inherit the variable the driver's import set: still quiet."""
+    if quiet.has_gpu_device():
+        pytest.skip("TensorFlow's start-up lines are kept where a GPU driver is loaded")
+    env = {k: v for k, v in os.environ.items() if k not in (quiet.LOG_LEVEL_VARIABLE, quiet._SET_BY_US)}
+    child = "import activation_compare, tensorflow; print('imported')"
+    parent = (
+        "import os, subprocess, sys; import activation_compare\n"
+        f"sys.exit(subprocess.run([sys.executable, '-c', {child!r}]).returncode)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", parent], env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0 and result.stdout.strip() == "imported", result.stderr[-2000:]
+    assert "oneDNN" not in result.stderr and "cuda" not in result.stderr.lower(), result.stderr[-2000:]

@@ -58,10 +58,16 @@ def test_compare_on_two_workers_tracks_every_model_like_the_sequential_run(
     # with one thread (its --nthreads), so the reference does too.
     one_thread = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
     _run(copy_project(tmp_path / "sequential"), mlflow_server, "sequential", env=one_thread)
-    _run(
+    result = _run(
         copy_project(tmp_path / "dask"), mlflow_server, "dask", RUNNER,
         env={"DASK_SCHEDULER_ADDRESS": dask_cluster.address},
     )
+    # The workers' progress lines reach the driver's log, each model's every epoch.
+    for activation in ("relu", "rrelu"):
+        for seed in (0, 1):
+            for epoch in (1, 2):
+                assert f"{activation}, seed {seed}: epoch {epoch}/2" in result.stdout + result.stderr, (
+                    activation, seed, epoch, result.stdout[-3000:])
 
     sequential, dask = _children(client, "sequential"), _children(client, "dask")
     assert sorted(dask) == ["relu-seed0", "relu-seed1", "rrelu-seed0", "rrelu-seed1"]
@@ -177,3 +183,15 @@ def test_ctrl_c_on_the_driver_stops_the_workers_and_marks_the_runs_killed(
         if child.info.status != "KILLED":
             assert child.info.status == "FINISHED", seen
             assert len(client.get_metric_history(child.info.run_id, "loss")) == 20, seen
+
+
+def test_a_local_cluster_run_shows_each_models_epochs_and_not_dasks_start_up(tmp_path):
+    """No scheduler configured: the run's own LocalCluster, whose workers write to this terminal."""
+    result = kedro_cli(copy_project(tmp_path / "project"), "run", "--env", "smoke", "--pipeline=compare",
+                       RUNNER, "--runner-params", "n_workers=2", timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    for activation in ("relu", "rrelu"):
+        for epoch in (1, 2):
+            assert f"{activation}, seed 0: epoch {epoch}/2" in output, output[-6000:]
+    assert "Start worker at" not in output and "Run out-of-band function" not in output, output[-6000:]

@@ -29,6 +29,9 @@ from activation_compare.errors import UserError
 
 logger = logging.getLogger(__name__)
 
+# Dask's config key logging.distributed, as an environment variable.
+_WORKER_LOG_LEVEL = "DASK_LOGGING__DISTRIBUTED"
+
 TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
 # Keys of a dataset's description (AbstractDataset._describe) that hold a path.
 _PATH_KEYS = ("filepath", "path")
@@ -100,14 +103,24 @@ def _only_dask_warnings() -> None:
 
 @contextlib.contextmanager
 def _quiet_dask_logs() -> Iterator[None]:
-    """Dask's own INFO lines (workers starting and stopping) are noise when the run owns the cluster."""
+    """Dask's own INFO lines (workers starting and stopping) are noise when the run owns the cluster.
+
+    Here, and in the worker processes the LocalCluster starts: they read Dask's
+    logging levels from the environment they inherit, when they import Dask,
+    before any task could set them (a user's own setting wins).
+    """
     dask_logger = logging.getLogger("distributed")
     previous = dask_logger.level
     dask_logger.setLevel(logging.WARNING)
+    set_here = _WORKER_LOG_LEVEL not in os.environ
+    if set_here:
+        os.environ[_WORKER_LOG_LEVEL] = "warning"
     try:
         yield
     finally:
         dask_logger.setLevel(previous)
+        if set_here:
+            os.environ.pop(_WORKER_LOG_LEVEL, None)
 
 
 def workers_of(client: Any) -> list[WorkerInfo]:
