@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import BIN, PROJECT_ROOT, QUIET_ENV, MlflowServer
+from conftest import BIN, PROJECT_ROOT, QUIET_ENV, MlflowServer, copy_project
 
 SMOKE_EXPERIMENT = "activation-compare-smoke"
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s")
@@ -31,22 +30,6 @@ CIFAR10_CLASSES = (
 
 
 # --- project copies and runs ------------------------------------------------------
-
-
-def copy_project(destination: Path) -> Path:
-    """A runnable copy of the project: config and an empty data tree (the code is installed)."""
-    destination.mkdir(parents=True, exist_ok=True)
-    for name in ("pyproject.toml", ".telemetry"):
-        if (PROJECT_ROOT / name).exists():
-            shutil.copy2(PROJECT_ROOT / name, destination / name)
-    shutil.copytree(PROJECT_ROOT / "conf", destination / "conf", ignore=shutil.ignore_patterns("local"))
-    (destination / "conf" / "local").mkdir(exist_ok=True)
-    # Kedro checks that the source folder exists; the package itself is installed.
-    (destination / "src").mkdir(exist_ok=True)
-    for layer in sorted((PROJECT_ROOT / "data").iterdir()):
-        if layer.is_dir():
-            (destination / "data" / layer.name).mkdir(parents=True, exist_ok=True)
-    return destination
 
 
 def kedro_cli(project: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600):
