@@ -1,16 +1,23 @@
-"""Models per hour on 1 and on N Dask workers: ``python -m benchmarks.dask_scaling``.
+"""Whole comparisons on 1 and on N Dask workers: ``python -m benchmarks.dask_scaling``.
 
-    uv run python -m benchmarks.dask_scaling --workers 1,2 --rounds 2 --out benchmarks/results/dask-scaling.json
+    uv run python -m benchmarks.dask_scaling --train-size 10000 --test-size 2000 --epochs 5 \
+        --workers 1,2 --rounds 3 --sequential --out benchmarks/results/dask-scaling-10k-5epochs.json
 
 A real ``kedro run --pipeline=compare --runner=activation_compare.runner.DaskRunner``
 in a throw-away project copy (own MLflow store, image cache filled before the
 first timed run), against an external ``dask scheduler`` with ``dask worker
 --nthreads 1 --nworkers N`` on this machine, as README "Scale out" starts
 them. Each timed run retrains every model (``training.retrain=true``); the
-worker counts alternate within a round (1, 2, 1, 2, ...), so a burst of other
-work hits both alike. The figure is the whole run's wall time, start-up and
-the shared steps included, and the speed-up of N workers over one in the same
-round; efficiency is speed-up / N.
+rows take turns within a round (1, 2, 1, 2, ...), so a burst of other work
+hits all alike. With ``--sequential`` a plain ``kedro run`` (one process,
+TensorFlow's threads on every core) takes its turn too: what one machine
+gives without Dask.
+
+Two figures per run: the whole run's wall time, start-up and the shared
+steps included, and the models' span (the first model's start to the last
+model's end, from the run's MLflow child runs), the part that spreads over
+workers. For each, the speed-up of every row over the first worker count in
+the same round, and the efficiency (speed-up x first count / N).
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from benchmarks.project_copy import PROJECT_ROOT, copy_project
 SHARED_IMAGES = PROJECT_ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 RUNNER = "activation_compare.runner.DaskRunner"
 BIN = Path(sys.executable).parent
+# The row of a plain `kedro run` (SequentialRunner, TensorFlow's threads on every core).
+SEQUENTIAL = "sequential"
 
 
 def _environment(**extra: str) -> dict[str, str]:
@@ -97,8 +106,24 @@ def kedro_run(project: Path, params: str, *runner: str, env: dict[str, str] | No
     return seconds
 
 
+def models_span(project: Path) -> float:
+    """Seconds from the first model's start to the last model's end in the newest run (its MLflow child runs).
+
+    The whole run's wall time also holds what does not spread over workers
+    (start-up, reading the data, the comparison); this is the part that does.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("activation-compare")
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=500)
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    return (max(r.info.end_time for r in children) - min(r.info.start_time for r in children)) / 1000
+
+
 def measure(data: Path | None, train_size: int, test_size: int, epochs: int, seeds: str,
-            worker_counts: list[int], rounds: int, argv: list[str]) -> dict:
+            worker_counts: list[int], rounds: int, sequential: bool, argv: list[str]) -> dict:
     """Alternating timed runs per worker count; the speed-ups of each round against one worker."""
     with tempfile.TemporaryDirectory(prefix="dask-scaling-") as tmp:
         root = Path(tmp)
@@ -106,28 +131,45 @@ def measure(data: Path | None, train_size: int, test_size: int, epochs: int, see
         params = run_parameters(data, train_size, test_size, epochs, seeds)
         # Fills the image cache (decoding the JPEG copy), outside the timed runs.
         kedro_run(project, run_parameters(data, train_size, test_size, 1, "0"))
-        times: dict[int, list[float]] = {n: [] for n in worker_counts}
+        rows = [str(n) for n in worker_counts] + ([SEQUENTIAL] if sequential else [])
+        times: dict[str, list[float]] = {row: [] for row in rows}
+        spans: dict[str, list[float]] = {row: [] for row in rows}
         for round_ in range(rounds):
-            for workers in worker_counts:
-                cluster = Cluster(root, workers)
-                try:
-                    times[workers].append(kedro_run(project, params, f"--runner={RUNNER}",
+            for row in rows:
+                if row == SEQUENTIAL:
+                    times[row].append(kedro_run(project, params))
+                else:
+                    cluster = Cluster(root, int(row))
+                    try:
+                        times[row].append(kedro_run(project, params, f"--runner={RUNNER}",
                                                     env={"DASK_SCHEDULER_ADDRESS": cluster.address}))
-                finally:
-                    cluster.stop()
-                print(f"round {round_ + 1}: {workers} worker(s) {times[workers][-1]:.1f} s", flush=True)
-    one = times[worker_counts[0]]
-    speedups = {n: [round(a / b, 3) for a, b in zip(one, times[n])] for n in worker_counts[1:]}
+                    finally:
+                        cluster.stop()
+                spans[row].append(models_span(project))
+                print(f"round {round_ + 1}: {row if row == SEQUENTIAL else row + ' worker(s)'} "
+                      f"{times[row][-1]:.1f} s (models {spans[row][-1]:.1f} s)", flush=True)
+
+    def speedups(seconds: dict[str, list[float]]) -> dict[str, list[float]]:
+        first = seconds[rows[0]]
+        return {row: [round(a / b, 3) for a, b in zip(first, seconds[row])] for row in rows[1:]}
+
+    def efficiency(ratios: dict[str, list[float]]) -> dict[str, float]:
+        return {row: round(statistics.median(r) * worker_counts[0] / int(row), 3)
+                for row, r in ratios.items() if row != SEQUENTIAL}
+
+    run_speedups, model_speedups = speedups(times), speedups(spans)
     return {
         "command": "python -m benchmarks.dask_scaling " + " ".join(argv),
         "data": str(data) if data else "synthetic",
         "train_size": train_size, "test_size": test_size, "epochs": epochs, "seeds": seeds,
         "cores": len(os.sched_getaffinity(0)),
         "load_average": os.getloadavg(),
-        "wall_s": {str(n): [round(t, 1) for t in ts] for n, ts in times.items()},
-        "speedup_vs_first": {str(n): s for n, s in speedups.items()},
-        "efficiency_median": {str(n): round(statistics.median(s) * worker_counts[0] / n, 3)
-                              for n, s in speedups.items()},
+        "wall_s": {row: [round(t, 1) for t in ts] for row, ts in times.items()},
+        "speedup_vs_first": run_speedups,
+        "efficiency_median": efficiency(run_speedups),
+        "models_span_s": {row: [round(t, 1) for t in ts] for row, ts in spans.items()},
+        "models_speedup_vs_first": model_speedups,
+        "models_efficiency_median": efficiency(model_speedups),
     }
 
 
@@ -141,11 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0 1", help="space-separated: 2 activations x seeds models")
     parser.add_argument("--workers", default="1,2", help="worker counts, the first the reference")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--sequential", action="store_true",
+                        help="also time the plain `kedro run` (SequentialRunner, TensorFlow on every core)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     result = measure(Path(args.data).resolve() if args.data else None, args.train_size, args.test_size,
                      args.epochs, args.seeds, [int(n) for n in args.workers.split(",")], args.rounds,
-                     sys.argv[1:] if argv is None else argv)
+                     args.sequential, sys.argv[1:] if argv is None else argv)
     print(json.dumps(result, indent=2))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")

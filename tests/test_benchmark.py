@@ -134,8 +134,12 @@ def test_dask_scaling_times_real_runs_on_one_and_two_workers(tmp_path, capsys):
 
     out = tmp_path / "scaling.json"
     assert dask_scaling.main(["--data", "", "--train-size", "200", "--test-size", "100", "--epochs", "1",
-                              "--seeds", "0", "--workers", "1,2", "--rounds", "1", "--out", str(out)]) == 0
+                              "--seeds", "0", "--workers", "1,2", "--rounds", "1", "--sequential",
+                              "--out", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert set(result["wall_s"]) == {"1", "2"} and all(len(t) == 1 and t[0] > 0 for t in result["wall_s"].values())
+    assert set(result["wall_s"]) == {"1", "2", "sequential"}
+    assert all(len(t) == 1 and t[0] > 0 for t in result["wall_s"].values())
     assert len(result["speedup_vs_first"]["2"]) == 1 and result["efficiency_median"]["2"] > 0
+    assert all(len(t) == 1 and t[0] > 0 for t in result["models_span_s"].values())
+    assert result["models_efficiency_median"]["2"] > 0
     assert "round 1: 2 worker(s)" in capsys.readouterr().out
