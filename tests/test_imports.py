@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import KEDRO, PROJECT_ROOT
+from conftest import KEDRO, PROJECT_ROOT, copy_project
 
 HEAVY = ("tensorflow", "keras", "mlflow")
 
@@ -74,6 +74,40 @@ def test_building_every_pipeline_loads_no_tensorflow_keras_or_mlflow() -> None:
     # Kedro's parameter validation reads every node's annotations; a name it cannot
     # resolve would silently hand that node a plain dict instead of its pydantic model.
     assert result["unresolved"] == []
+
+
+# What a `kedro run` driver does before its first node: Kedro creates every dataset
+# of the pipeline (its warm-up before any runner starts).
+CREATE_EVERY_DATASET = """
+import json, sys
+from pathlib import Path
+from kedro.framework.project import pipelines
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+bootstrap_project(Path.cwd())
+with KedroSession.create(project_path=Path.cwd(), env="smoke") as session:
+    catalog = session.load_context().catalog
+    names = pipelines["compare"].datasets()
+    kinds = {type(catalog.get(name, fallback_to_runtime_pattern=True)).__name__ for name in names}
+print(json.dumps({"loaded": [m for m in ("tensorflow", "keras") if m in sys.modules], "kinds": sorted(kinds)}))
+"""
+
+
+def test_the_driver_creates_every_dataset_without_tensorflow(tmp_path) -> None:
+    """ParallelRunner forks its workers from the driver after Kedro has created every dataset.
+
+    A fork of a process running TensorFlow's threads can die in TensorFlow's
+    locks, so nothing the driver creates may import it (the model files'
+    dataset imports Keras only to load or save).
+    """
+    project = copy_project(tmp_path / "project")
+    done = subprocess.run([sys.executable, "-c", CREATE_EVERY_DATASET], cwd=project, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "AtomicTensorFlowModelDataset" in result["kinds"]  # the model files are among them
+    assert result["loaded"] == [], f"imported while creating the datasets: {result['loaded']}"
 
 
 def _seconds(args: list[str]) -> float:

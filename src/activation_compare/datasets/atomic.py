@@ -28,10 +28,11 @@ from typing import Any
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.matplotlib import MatplotlibDataset
 from kedro_datasets.pandas import CSVDataset
-from kedro_datasets.tensorflow import TensorFlowModelDataset
 from kedro_datasets.text import TextDataset
 
 from activation_compare.storage import temporary_sibling, translated_storage_errors
+
+from .keras_model import KerasModelDataset
 
 
 class _AtomicSave:
@@ -73,16 +74,8 @@ class _AtomicSave:
         return None
 
 
-class AtomicTensorFlowModelDataset(_AtomicSave, TensorFlowModelDataset):
-    """``tensorflow.TensorFlowModelDataset`` with an atomic save, that knows the project's layers."""
-
-    def load(self) -> Any:
-        # Keras finds a custom layer (RReLU) by the name it was registered under,
-        # which happens when its module is imported. A worker process (ParallelRunner,
-        # Dask) or a notebook may load a model before anything imported it.
-        import activation_compare.layers  # noqa: F401
-
-        return super().load()
+class AtomicTensorFlowModelDataset(_AtomicSave, KerasModelDataset):
+    """A Keras model file (:class:`~.keras_model.KerasModelDataset`) with an atomic save."""
 
 
 class AtomicJSONDataset(_AtomicSave, JSONDataset):
