@@ -35,6 +35,11 @@ def test_the_users_own_log_level_wins() -> None:
     assert _startup(env).stdout.split() == ["False", "0"]
 
 
+def test_a_level_the_user_changed_after_the_package_set_it_wins() -> None:
+    env = {**os.environ, quiet.LOG_LEVEL_VARIABLE: "1", quiet._SET_BY_US: "3"}
+    assert _startup(env).stdout.split() == ["False", "1"]
+
+
 def test_without_a_gpu_the_level_is_set_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     if quiet.has_gpu_device():
         env = {k: v for k, v in os.environ.items() if k != quiet.LOG_LEVEL_VARIABLE}

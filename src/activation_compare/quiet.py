@@ -30,7 +30,8 @@ from types import ModuleType
 from typing import Any
 
 LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
-# Says that this module, not the user, set the level (child processes inherit both).
+# The level this module set, beside it: a child process that inherits both equal
+# knows the level is not the user's (a user who changes it makes them differ).
 _SET_BY_US = "ACTIVATION_COMPARE_QUIETED_TENSORFLOW"
 # Device files that exist where a GPU driver is loaded: NVIDIA, AMD ROCm, WSL.
 _GPU_DEVICE_FILES = ("/dev/nvidiactl", "/proc/driver/nvidia/version", "/dev/kfd", "/dev/dxg")
@@ -98,13 +99,12 @@ def quiet_tensorflow_startup() -> bool:
     A process started by one where this set the level (a LocalCluster's Dask
     worker) inherits the variable with the marker beside it, and is quieted too.
     """
-    chosen_by_user = LOG_LEVEL_VARIABLE in os.environ and os.environ.get(_SET_BY_US) != "1"
+    chosen_by_user = LOG_LEVEL_VARIABLE in os.environ and os.environ.get(_SET_BY_US) != os.environ[LOG_LEVEL_VARIABLE]
     if chosen_by_user or "tensorflow" in sys.modules or has_gpu_device():
         return False
     if any(isinstance(finder, _QuietTensorFlowImport) for finder in sys.meta_path):
         return False  # done already in this process
-    os.environ[LOG_LEVEL_VARIABLE] = "3"
-    os.environ[_SET_BY_US] = "1"
+    os.environ[LOG_LEVEL_VARIABLE] = os.environ[_SET_BY_US] = "3"
     sys.meta_path.insert(0, _QuietTensorFlowImport())
     return True
 
