@@ -75,7 +75,7 @@ def _split_ints(value: Any) -> Any:
 class _Strict(BaseModel):
     """Unknown keys are errors: a misspelt parameter must never be ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 # --- activations -----------------------------------------------------------
@@ -92,7 +92,9 @@ class RReLUSpec(_Strict):
 
     type: Literal["rrelu"] = "rrelu"
     lower: float = 1.0 / 8.0
+    """Lowest negative slope drawn while training (1/8 as in the RReLU paper)."""
     upper: float = 1.0 / 3.0
+    """Highest negative slope drawn while training (1/3); inference uses (lower + upper) / 2, 11/48 by default."""
 
     @model_validator(mode="after")
     def _bounds(self) -> RReLUSpec:
@@ -109,6 +111,7 @@ class LeakyReLUSpec(_Strict):
 
     type: Literal["leaky_relu"] = "leaky_relu"
     slope: float = Field(default=0.01, ge=0.0, lt=1.0)
+    """Negative slope."""
 
 
 class PReLUSpec(_Strict):
@@ -116,6 +119,7 @@ class PReLUSpec(_Strict):
 
     type: Literal["prelu"] = "prelu"
     initial_slope: float = Field(default=0.25, ge=0.0, lt=1.0)
+    """Starting value of the learned slopes."""
 
 
 class ELUSpec(_Strict):
@@ -123,6 +127,7 @@ class ELUSpec(_Strict):
 
     type: Literal["elu"] = "elu"
     alpha: float = Field(default=1.0, gt=0.0)
+    """Scale of the negative part."""
 
 
 ActivationSpec = Annotated[
@@ -141,58 +146,58 @@ class DataParams(_Strict):
     """Where the images come from and how much of them to use."""
 
     source: Literal[DATA_SOURCES] = "cifar10"  # type: ignore[valid-type]
-    # An archive (cifar10) or a folder / .tar.gz (image_folder); None downloads CIFAR-10.
+    """Image source: `cifar10` (the official binary archive, downloaded on first use), `image_folder` (class folders or a .tar.gz of them), `synthetic` (generated, for tests and the smoke environment)."""
     path: str | None = None
-    # Stratified subsamples for quick runs; None keeps everything.
+    """The source's file or folder: a CIFAR-10 binary archive (`cifar10`; none: download it) or a folder / .tar.gz with `train/<class>/*` and `test/<class>/*` images (`image_folder`)."""
     limit_train: Annotated[int, Field(gt=0)] | None = None
+    """Stratified subsample of the training set for quick runs; none keeps every image."""
     limit_test: Annotated[int, Field(gt=0)] | None = None
-    # Fraction of the training set held out as validation data. 0 uses the test
-    # set as validation data, as the original experiment did.
+    """Stratified subsample of the test set; none keeps every image."""
     validation_split: float = Field(default=0.0, ge=0.0, lt=1.0)
-    # Seed of the stratified subsampling and of the validation split.
+    """Fraction of the training set held out as validation data; 0 uses the test set as validation data, as the original experiment did."""
     split_seed: StrictInt = 0
-    # The most images an image_folder source may hold; more is refused before decoding.
+    """Seed of the stratified subsampling and of the validation split."""
     max_images: Annotated[int, Field(gt=0)] = DEFAULT_MAX_IMAGES
+    """The most images an image folder or archive may hold; more is refused from its headers, before anything is decoded."""
 
 
 class ModelParams(_Strict):
     """The network every activation is plugged into."""
 
     architecture: Literal["seed_cnn"] = "seed_cnn"
-    # What the layers compute in (models/precision.py): float32 as the original,
-    # bfloat16 or float16 (Keras' mixed policies), or auto: bfloat16 where the
-    # CPU computes it natively (half the epoch time, the same test accuracy over
-    # 3 seeds x 15 epochs: README, Speed), float32 elsewhere.
+    """The network: the original's Conv2D(32) → MaxPool → Conv2D(64) → MaxPool → Dense(10), 42,442 parameters."""
     precision: Literal[PRECISIONS] = "auto"
+    """What the layers compute in: `auto` is bfloat16 on CPUs with AVX512_BF16 or AMX and float32 elsewhere; `float32` as the original; `bfloat16`; `float16` (GPUs; the loss is scaled)."""
 
 
 class OptimizerParams(_Strict):
     """Adam with Keras' defaults, as the original."""
 
     name: Literal["adam"] = "adam"
+    """The optimizer (Adam, Keras' defaults otherwise)."""
     learning_rate: float = Field(default=0.001, gt=0.0)
+    """Adam's learning rate."""
 
 
 class TrainingParams(_Strict):
     """How each model is trained."""
 
     epochs: Annotated[int, Field(gt=0)] = 50
+    """Epochs per model."""
     batch_size: Annotated[int, Field(gt=0)] = 100
-    # One model per activation per seed.
+    """Mini-batch size."""
     seeds: list[StrictInt] = Field(default_factory=lambda: [0], min_length=1)
+    """One model per activation per seed, e.g. `0 1 2` on the command line."""
     optimizer: OptimizerParams = OptimizerParams()
-    # Keras' own fit() output: 0 none, 1 progress bar, 2 one line per epoch. Off by
-    # default: the project's progress hook already logs one line per epoch.
+    """The optimizer."""
     verbose: Literal[0, 1, 2] = 0
-    # Train every model from scratch, discarding its training state. Otherwise a
-    # model whose training finished with the same parameters is reused, and an
-    # interrupted one resumes from its last epoch (training_state/).
+    """Keras' own fit() output: 0 none (the progress log already has one line per epoch), 1 a progress bar, 2 a line per epoch."""
     retrain: bool = False
-    # XLA compilation of the train step. Off: on a CPU it made this small model
-    # about 2x slower than TensorFlow's own kernels (see README, Speed).
+    """Train every model from scratch; otherwise a finished model with the same training settings is reused and an interrupted one resumes."""
     jit_compile: bool = False
-    # TensorFlow op determinism: the same seed gives identical metrics on CPU.
+    """XLA compilation of the train step (slower for this model on a CPU)."""
     deterministic: bool = True
+    """TensorFlow op determinism: the same seed gives the same metrics on the same machine."""
 
     _seeds_from_text = field_validator("seeds", mode="before")(_split_ints)
 
@@ -212,13 +217,13 @@ class CompareParams(_Strict):
 
     # Not empty: checked in ProjectParameters, whose message lists the defined names.
     activations: list[str] = Field(default_factory=lambda: ["relu", "rrelu"])
+    """The activations compared, by their names under `activations`."""
     baseline: str = "relu"
+    """The activation the others are compared against."""
     confidence_level: float = Field(default=0.95, gt=0.0, lt=1.0)
-    # original: one learning rate for all, data.validation_split decides the validation
-    # data (the test set by default), as the original experiment. rigorous: a validation
-    # split carved from the training set, the learning rate tuned per activation on it
-    # (``tuning``), the best validation epoch kept, the test set read once at the end.
+    """Confidence level of the intervals in the comparison."""
     protocol: Literal[PROTOCOLS] = "original"  # type: ignore[valid-type]
+    """`original`: one learning rate, the test set as validation data (as the original); `rigorous`: a validation split of the training set, the learning rate tuned per activation on it, each final model's best validation epoch kept, the test set read once."""
 
     _activations_from_text = field_validator("activations", mode="before")(_split_words)
 
@@ -248,12 +253,13 @@ class TuningParams(_Strict):
     learning_rates: list[Annotated[float, Field(gt=0.0)]] = Field(
         default_factory=lambda: [0.0003, 0.001, 0.003], min_length=1
     )
-    # Epochs of every trial; None: training.epochs.
+    """Rigorous protocol: the learning-rate grid, one trial model per rate and activation."""
     epochs: Annotated[int, Field(gt=0)] | None = None
-    # The seed of every trial model (its weights and batch order).
+    """Rigorous protocol: epochs of every trial; none: `training.epochs`."""
     seed: StrictInt = 0
-    # Images held out of the training set as validation data (stratified by class).
+    """Rigorous protocol: the seed of every trial model."""
     validation_size: Annotated[int, Field(gt=0)] = 5000
+    """Rigorous protocol: training images held out, stratified by class, as validation data."""
 
     _rates_from_text = field_validator("learning_rates", mode="before")(_split_floats)
 
