@@ -62,6 +62,67 @@ def test_paired_difference_matches_a_hand_computed_t_interval():
     assert 0 < diff["p_value"] < 0.1
 
 
+# Pinned statistics. The expected values come from the Student t distribution's
+# closed forms, not from SciPy: with 2 degrees of freedom
+#   CDF(t) = 1/2 + t / (2 sqrt(t^2 + 2)),   so   two-sided p = 1 - |t| / sqrt(t^2 + 2)
+#   and the quantile of u = 2 CDF - 1 is  t = u sqrt(2 / (1 - u^2));
+# with 1 degree of freedom (the Cauchy distribution)
+#   CDF(t) = 1/2 + atan(t) / pi,  two-sided p = 1 - 2 atan(|t|) / pi,  quantile tan(pi u / 2).
+# A one-sided p, n instead of n - 1 degrees of freedom or a one-sided quantile
+# moves every value below by far more than the tolerance.
+
+
+def _two_sided_p_df2(t):
+    return 1 - abs(t) / math.sqrt(t * t + 2)
+
+
+def _t_quantile_df2(confidence_level):
+    return confidence_level * math.sqrt(2 / (1 - confidence_level**2))
+
+
+# Differences (0.05, 0.05, 0.02): mean 0.04, sample sd sqrt(0.0006 / 2) = 0.01 * sqrt(3),
+# standard error 0.01, t = 4 with 2 degrees of freedom.
+BETTER = [0.75, 0.76, 0.74]
+BASE = [0.70, 0.71, 0.72]
+
+
+@pytest.mark.parametrize(
+    ("confidence_level", "t_quantile"),
+    [(0.95, 4.302652729749464), (0.90, 2.919985580353726), (0.99, 9.924843200918286)],
+)
+def test_paired_difference_is_pinned_for_t_4_with_2_degrees_of_freedom(confidence_level, t_quantile):
+    diff = paired_difference(BETTER, BASE, confidence_level)
+    # The closed form agrees with the tabled quantiles (a check on the formula itself).
+    assert _t_quantile_df2(confidence_level) == pytest.approx(t_quantile, rel=1e-12)
+    assert diff["n"] == 3
+    assert diff["mean"] == pytest.approx(0.04, rel=1e-9)
+    # p = 1 - 4 / sqrt(18) = 1 - 2 sqrt(2) / 3 = 0.0571909584...
+    assert _two_sided_p_df2(4.0) == pytest.approx(1 - 2 * math.sqrt(2) / 3, rel=1e-12)
+    assert diff["p_value"] == pytest.approx(0.05719095841793653, rel=1e-9)
+    half_width = t_quantile * 0.01
+    assert diff["ci_low"] == pytest.approx(0.04 - half_width, rel=1e-9)
+    assert diff["ci_high"] == pytest.approx(0.04 + half_width, rel=1e-9)
+
+
+def test_paired_difference_p_is_two_sided_whichever_way_the_difference_goes():
+    worse = paired_difference(BASE, BETTER, 0.95)  # t = -4
+    assert worse["mean"] == pytest.approx(-0.04, rel=1e-9)
+    assert worse["p_value"] == pytest.approx(0.05719095841793653, rel=1e-9)
+    assert worse["ci_low"] == pytest.approx(-0.04 - 0.04302652729749464, rel=1e-9)
+    assert worse["ci_high"] == pytest.approx(-0.04 + 0.04302652729749464, rel=1e-9)
+
+
+def test_paired_difference_is_pinned_for_two_seeds_one_degree_of_freedom():
+    # Differences (0.03, 0.01): mean 0.02, sd 0.01 * sqrt(2), standard error 0.01, t = 2.
+    diff = paired_difference([0.73, 0.71], [0.70, 0.70], 0.95)
+    assert diff["n"] == 2
+    assert diff["p_value"] == pytest.approx(1 - 2 * math.atan(2) / math.pi, rel=1e-9)  # 0.29517
+    t_quantile = math.tan(math.pi * 0.95 / 2)  # 12.706204736174698
+    assert t_quantile == pytest.approx(12.706204736174698, rel=1e-12)
+    assert diff["ci_low"] == pytest.approx(0.02 - 0.01 * t_quantile, rel=1e-9)
+    assert diff["ci_high"] == pytest.approx(0.02 + 0.01 * t_quantile, rel=1e-9)
+
+
 def test_single_seed_has_no_interval_and_says_so():
     diff = paired_difference([0.688], [0.6913], 0.95)
     assert diff["ci_low"] is None
