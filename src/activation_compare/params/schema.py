@@ -92,7 +92,7 @@ class RReLUSpec(_Strict):
 
     type: Literal["rrelu"] = "rrelu"
     lower: float = 1.0 / 8.0
-    """Lowest negative slope drawn while training (1/8 as in the RReLU paper)."""
+    """Lowest negative slope drawn while training (1/8 as in the RReLU paper); 0 ≤ lower ≤ upper < 1."""
     upper: float = 1.0 / 3.0
     """Highest negative slope drawn while training (1/3); inference uses (lower + upper) / 2, 11/48 by default."""
 
