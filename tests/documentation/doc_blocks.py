@@ -164,7 +164,7 @@ def reading_order(root: Path) -> list[Path]:
 
     def walk(entries: object) -> None:
         if isinstance(entries, str):
-            if entries.endswith(".md"):
+            if entries.endswith(".md") and (docs / entries).exists():  # a missing page fails mkdocs
                 ordered.append(docs / entries)
         elif isinstance(entries, list):
             for entry in entries:

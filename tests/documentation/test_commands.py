@@ -113,7 +113,8 @@ class Reader:
             k: v for k, v in os.environ.items()
             if not k.startswith(("MLFLOW_", "KEDRO_", "ACTIVATION_COMPARE_", "UV_", "VIRTUAL_ENV"))
         }
-        env.update(QUIET_ENV)
+        # No telemetry; TensorFlow's start-up lines as a user gets them (the project quiets them).
+        env.update({k: v for k, v in QUIET_ENV.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
         env["PATH"] = os.pathsep.join([str(shims), str(Path(sys.executable).parent), "/usr/bin", "/bin"])
         env["MPLBACKEND"] = "Agg"
         # Each command is a new process importing TensorFlow: let the first compile its

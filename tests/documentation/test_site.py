@@ -128,3 +128,14 @@ def test_a_skipped_block_without_its_twin_is_reported() -> None:
     suite = parse_page("<!-- docs-test: skip=suite -->\n```bash\npytest\n```\n", "p.md")
     assert check_twins(suite) == []
 
+
+
+def test_readme_links_point_at_files_that_exist() -> None:
+    """README is read on the forge, outside the site: its relative links must resolve there too."""
+    import re
+
+    text = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\((?!https?://|#)([^)#\s]+)", text)
+    assert targets
+    missing = [target for target in targets if not (PROJECT_ROOT / target).exists()]
+    assert missing == []
