@@ -162,13 +162,24 @@ def test_a_corrupt_archive_is_one_message_without_traceback(tmp_path) -> None:  
 
 @pytest.mark.slow
 def test_a_smoke_run_is_quiet(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """No TensorFlow C++ start-up lines, no cuInit, no project warnings, one line per epoch."""
+    """No TensorFlow C++ start-up lines, no cuInit, no project warnings, one line per epoch;
+    `--pipeline` without Kedro's deprecation warning; the run ends with its verdict and paths."""
     if any(os.path.exists(path) for path in ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")):
         pytest.skip("a GPU machine: TensorFlow's device messages are kept there")
     project = copy_project(tmp_path / "project")
-    result = _kedro(project, "--env", "smoke", "--params", "training.seeds=5")
+    result = _kedro(project, "--env", "smoke", "--pipeline=compare", "--params", "training.seeds=5")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
+    assert "deprecated" not in output.lower(), output
+    # The last lines: the verdict, this run's files (as paths from the project), the MLflow link.
+    tail = output.strip().splitlines()[-6:]
+    assert "Result: rrelu − relu = " in tail[0] and "from a single seed" in tail[0], tail
+    shown = dict(line.split(maxsplit=3)[2:] for line in tail[1:])
+    assert list(shown) == ["report:", "curves:", "summary:", "table:", "MLflow:"], tail
+    report = project / shown["report:"]
+    assert report.is_file() and report.name == "comparison.md" and report.parent.parent.name == "comparison.md"
+    assert "rrelu − relu" in report.read_text()
+    assert shown["MLflow:"].startswith("http://127.0.0.1:5000/#/experiments/"), tail
     for chatter in ("cuInit", "absl::InitializeLog", "oneDNN custom operations", "cpu_feature_guard", "cuda"):
         assert chatter not in output, chatter
     assert not re.search(r"^[IWE]\d{4} ", output, re.MULTILINE), output  # C++ log lines

@@ -51,6 +51,10 @@ def cli() -> None:
 
 
 def _run(verbose: bool, **kwargs: Any) -> Any:
+    # `--pipeline NAME`, the project's documented form, is handed to Kedro as the
+    # `--pipelines NAME` it prefers: Kedro 1.5+ warns that `--pipeline` is deprecated.
+    if kwargs.get("pipeline") and not kwargs.get("pipelines"):
+        kwargs["pipelines"], kwargs["pipeline"] = [kwargs["pipeline"]], None
     try:
         return kedro_run.callback(**kwargs)  # type: ignore[misc]
     except Exception as error:

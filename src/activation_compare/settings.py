@@ -2,12 +2,14 @@
 
 from kedro.config import OmegaConfigLoader
 
-from activation_compare.hooks import MlflowTrackingHook, ProgressHooks, ProjectHooks
+from activation_compare.hooks import MlflowTrackingHook, ProgressHooks, ProjectHooks, RunSummaryHook
 from activation_compare.session_store import UniqueRunSessionStore
 
 # The project hook validates the run's parameters once; the others read them from it.
 _PROJECT = ProjectHooks()
-HOOKS = (_PROJECT, ProgressHooks(_PROJECT), MlflowTrackingHook())
+# after_pipeline_run is called last-registered first: the summary's verdict and
+# paths, then the tracking hook's MLflow link.
+HOOKS = (_PROJECT, ProgressHooks(_PROJECT), MlflowTrackingHook(), RunSummaryHook())
 
 # Run ids (output versions, MLflow tags) unique even for runs started in the same millisecond.
 SESSION_STORE_CLASS = UniqueRunSessionStore

@@ -53,6 +53,14 @@ class _AtomicSave:
     def _get_save_path(self) -> PurePosixPath:
         return self._atomic_temporary or super()._get_save_path()  # type: ignore[misc]
 
+    def run_path(self) -> Path | None:
+        """The file this run saved (``<filepath>/<run id>/<name>``); None if it saved none."""
+        version = getattr(self, "_version", None)
+        if version is None or version.save is None or getattr(self, "_protocol", "file") != "file":
+            return None
+        own = Path(str(self._get_versioned_path(version.save)))  # type: ignore[attr-defined]
+        return own if own.exists() else None
+
     def save(self, data: Any) -> None:
         if getattr(self, "_protocol", "file") != "file":
             return super().save(data)  # type: ignore[misc]

@@ -4,6 +4,7 @@
   from them) and checks, before the run, what would otherwise fail late
   (unwritable or leftover outputs, a batch larger than the data);
 - :mod:`.progress`: one log line per epoch, and what each model will do;
+- :mod:`.summary`: the run's last lines, its verdict and its report's paths;
 - :mod:`.tracking`: the thin adapter from Kedro's hook calls to
   :mod:`activation_compare.tracking` (MLflow).
 
@@ -18,12 +19,14 @@ from activation_compare.hooks.project import (
     check_no_unversioned_leftovers,
     output_folders,
 )
+from activation_compare.hooks.summary import RunSummaryHook
 from activation_compare.hooks.tracking import MlflowTrackingHook
 
 __all__ = [
     "MlflowTrackingHook",
     "ProgressHooks",
     "ProjectHooks",
+    "RunSummaryHook",
     "UnversionedOutputError",
     "check_no_unversioned_leftovers",
     "output_folders",

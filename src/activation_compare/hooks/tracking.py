@@ -81,6 +81,7 @@ class MlflowTrackingHook:
         self._contexts: dict[str, RunContext] = {}  # per Kedro run id
         self._guards: dict[str, InterruptGuard] = {}  # per Kedro run id, the driver's
         self._trainings: dict[tuple[str, str], _Training] = {}  # per (run id, node)
+        self._links: dict[str, str] = {}  # per Kedro run id: the comparison's MLflow view
         self._atexit = False
 
     # -- pipeline hooks (the driver) -------------------------------------------------------
@@ -139,10 +140,14 @@ class MlflowTrackingHook:
         )
         if len(keys) > 1 and (url := views.share_comparison(store, parent.run_id)):
             logger.info("MLflow: the models' curves, live, once the MLflow UI runs: %s", url)
+            self._links[run_id] = url
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict[str, Any]) -> None:
-        self._finish(str(run_params.get("run_id") or ""), "FINISHED")
+        run_id = str(run_params.get("run_id") or "")
+        self._finish(run_id, "FINISHED")
+        if url := self._links.pop(run_id, None):
+            logger.info("  %-8s %s (once `mlflow ui` runs)", "MLflow:", url)
 
     @hook_impl
     def on_pipeline_error(self, error: Exception, run_params: dict[str, Any]) -> None:
