@@ -106,6 +106,17 @@ class MlflowServer:
         self.log.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """In CI (``CI=true``), a test marked ``ci`` that skips fails instead, naming why it skipped."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and os.environ.get("CI", "").lower() in ("1", "true") and item.get_closest_marker("ci"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"{item.nodeid} must run in CI, but it skipped: {reason}"
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory) -> Iterator[MlflowServer]:
     """One real MLflow server for the whole session (tests tell their runs apart by Kedro run id)."""

@@ -161,6 +161,7 @@ def test_a_corrupt_archive_is_one_message_without_traceback(tmp_path) -> None:  
 
 
 @pytest.mark.slow
+@pytest.mark.ci  # CI machines have no GPU: the quiet start must be checked there
 def test_a_smoke_run_is_quiet(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """No TensorFlow C++ start-up lines, no cuInit, no project warnings, one line per epoch;
     `--pipeline` without Kedro's deprecation warning; the run ends with its verdict and paths."""

@@ -262,6 +262,7 @@ def _unshare_available() -> bool:
     return probe.returncode == 0
 
 
+# CI runs as root with mount rights: there these tests must run (the ci marker).
 needs_mounts = pytest.mark.skipif(not _unshare_available(), reason="needs unshare -m and mount (root)")
 
 
@@ -278,6 +279,7 @@ def _kedro_in_namespace(project: Path, mount: str, *params: str) -> subprocess.C
 
 
 @needs_mounts
+@pytest.mark.ci
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_disk_full_during_training_names_the_checkpoint(project):
@@ -300,6 +302,7 @@ def test_disk_full_during_training_names_the_checkpoint(project):
 
 
 @needs_mounts
+@pytest.mark.ci
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_read_only_data_folder_fails_at_once_naming_it(project):

@@ -57,6 +57,7 @@ def test_has_gpu_device_looks_for_driver_files(monkeypatch) -> None:  # type: ig
     assert quiet.has_gpu_device()
 
 
+@pytest.mark.ci  # CI machines have no GPU: the quiet start must be checked there
 def test_a_process_started_by_a_quieted_one_imports_tensorflow_quietly() -> None:
     """A LocalCluster's Dask workers inherit the variable the driver's import set: still quiet."""
     if quiet.has_gpu_device():

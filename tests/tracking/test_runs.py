@@ -6,6 +6,8 @@ import subprocess
 import threading
 from pathlib import Path
 
+import pytest
+
 from activation_compare.identity import ModelKey
 from activation_compare.tracking import TrackingSettings
 from activation_compare.tracking import params as run_params
@@ -13,12 +15,11 @@ from activation_compare.tracking import runs
 from activation_compare.tracking.store import open_store
 
 
+@pytest.mark.ci  # CI runs in a clone: the commit must be read there
 def test_git_commit_only_inside_a_repository(tmp_path):
     root = Path(__file__).resolve().parents[2]
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True)
     if head.returncode != 0:
-        import pytest
-
         pytest.skip("the project is not a git checkout here")
     assert runs.git_commit(root) == head.stdout.strip()
     assert runs.git_commit(tmp_path) is None
