@@ -90,8 +90,9 @@ def compare_activations(
     Args:
         params: The ``compare`` parameters (activations, baseline, confidence level).
         run: The ``run_provenance`` dataset (environment, outputs, git commit, date).
-        data: The ``data`` parameters; training: the ``training`` parameters
-            (with ``run``, the provenance of the comparison).
+        data: The ``data`` parameters (with ``run`` and ``training``, the
+            provenance of the comparison).
+        training: The ``training`` parameters.
         *reports: One evaluation report per trained model (activation × seed).
 
     Returns:
@@ -182,7 +183,9 @@ def compare_rigorous(
 
     Args:
         params: The ``compare`` parameters.
-        run, data, training: The provenance inputs, as :func:`compare_activations`'s.
+        run: The ``run_provenance`` dataset, as for :func:`compare_activations`.
+        data: The ``data`` parameters, as for :func:`compare_activations`.
+        training: The ``training`` parameters, as for :func:`compare_activations`.
         *inputs: The learning-rate selection of every activation (the first
             ``selections``), then one evaluation report per final model.
         selections: How many of ``inputs`` are selections.
