@@ -156,8 +156,9 @@ def assert_model_run(client, run, *, activation: str, seed: int, epochs: int, en
     for key in EPOCH_METRICS:  # epochs numbered from 1, MLflow step = epoch
         assert steps(client, run.info.run_id, key) == list(range(1, epochs + 1)), key
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
-    for name in CIFAR10_CLASSES:
-        assert 0.0 <= metrics[f"test_accuracy_{name}"] <= 1.0
+    for index, name in enumerate(CIFAR10_CLASSES):  # per class by index, the name a param
+        assert 0.0 <= metrics[f"test_accuracy_class_{index}"] <= 1.0
+        assert params[f"class_{index}"] == name
 
     files = artifact_files(client, run.info.run_id)
     for path in ("figures/accuracy_curves.png", "figures/confusion_matrix.png", "history.csv", "report.json"):
@@ -166,8 +167,16 @@ def assert_model_run(client, run, *, activation: str, seed: int, epochs: int, en
     outputs = run.outputs.model_outputs if run.outputs else []
     assert len(outputs) == 1, outputs
     model = client.get_logged_model(outputs[0].model_id)
-    assert model.name == "model" and model.source_run_id == run.info.run_id
+    assert model.name == f"{activation}-seed{seed}" and model.source_run_id == run.info.run_id
     assert str(model.status).endswith("READY")
+    # The model is what the run trained: its params, its final metrics, the datasets behind them.
+    assert model.params["seed"] == str(seed) and model.params["training.epochs"] == str(epochs)
+    linked = {m.key: m for m in model.metrics}
+    assert linked["test_accuracy"].value == pytest.approx(metrics["test_accuracy"])
+    assert {"best_val_accuracy", "best_epoch", "test_accuracy_class_0"} <= set(linked)
+    assert linked["test_accuracy"].dataset_name == "synthetic-test" and linked["test_accuracy"].dataset_digest
+    contexts = {t.value for d in run.inputs.dataset_inputs for t in d.tags if t.key == "mlflow.data.context"}
+    assert contexts == {"train", "validation", "test"}
 
 
 def saved_output(project: Path, run_id: str, relative: str) -> Path:

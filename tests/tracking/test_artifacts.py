@@ -61,3 +61,32 @@ def test_summary_metrics_keep_finite_numbers_only():
         "test_accuracy_diff_rrelu_vs_relu_ci_low": -0.02,
         "test_accuracy_diff_rrelu_vs_relu_ci_high": 0.0,
     }
+
+
+def test_per_class_metric_keys_stay_unique_for_any_class_names(scratch_store, tmp_path):
+    """Class names that differ only in non-ASCII letters (or in what MLflow keys allow) get their own keys."""
+    from activation_compare.tracking import TrackingSettings, artifacts, runs
+    from activation_compare.tracking.store import open_store
+
+    names = ["dåg", "dög", "a b", "a_b"]
+    report = {"test_accuracy": 0.5, "class_names": names,
+              "per_class_accuracy": {name: i / 10 for i, name in enumerate(names)}}
+    assert artifacts.report_metrics(report) == {
+        "test_accuracy": 0.5, "test_accuracy_class_0": 0.0, "test_accuracy_class_1": 0.1,
+        "test_accuracy_class_2": 0.2, "test_accuracy_class_3": 0.3,
+    }
+    store = open_store(TrackingSettings(tracking_uri=scratch_store, experiment_name="per-class",
+                                        artifact_location=(tmp_path / "a").as_uri()))
+    run = runs.create_run(store, "dogs", {}, {})
+    artifacts.log_report(store, run, report)
+    data = MlflowClient(scratch_store).get_run(run.run_id).data
+    assert {k: v for k, v in data.metrics.items() if k.startswith("test_accuracy_")} == {
+        "test_accuracy_class_0": 0.0, "test_accuracy_class_1": 0.1,
+        "test_accuracy_class_2": 0.2, "test_accuracy_class_3": 0.3,
+    }
+    assert {k: v for k, v in data.params.items() if k.startswith("class_")} == {
+        "class_0": "dåg", "class_1": "dög", "class_2": "a b", "class_3": "a_b"}
+    # More than ten classes: the index is zero-padded, so keys sort in class order.
+    twelve = [f"c{i}" for i in range(12)]
+    keys = list(artifacts.report_metrics({"class_names": twelve, "per_class_accuracy": dict.fromkeys(twelve, 1.0)}))
+    assert keys == sorted(keys) and keys[0] == "test_accuracy_class_00" and keys[-1] == "test_accuracy_class_11"

@@ -47,7 +47,8 @@ def test_thread_runner_logs_each_model_to_its_own_child(tmp_path, tracking, stor
         assert child.data.tags["activation_compare.fingerprint"] == "fp-1"
         for metric in ("loss", "accuracy"):
             assert sorted(m.step for m in store.get_metric_history(child.info.run_id, metric)) == [1, 2, 3]
-        assert child.data.metrics["test_accuracy_a b"] == 0.25
+        assert child.data.metrics["test_accuracy_class_0"] == 0.25  # by index: class names can collide as keys
+        assert child.data.params["class_0"] == "a b"
         assert child.data.params["activation"] == key.activation
         files = {f.path for f in store.list_artifacts(child.info.run_id)}
         assert {"history.csv", "report.json", "figures"} <= files

@@ -123,15 +123,15 @@ def test_parent_holds_the_comparison(cli_run, tracking):
 
 
 def test_logged_models_load_with_pyfunc_and_agree_with_kedro(cli_run, tracking):
-    """The MLflow Keras-flavour model predicts the classes the Kedro-saved .keras model predicts."""
+    """The MLflow pyfunc model (pixels 0-255) predicts the classes the Kedro-saved .keras model predicts (x/255)."""
     import mlflow
 
     client = cli_run["client"]
     _, children = tracking.split_tree(tracking.runs_of(client))
-    images = np.random.default_rng(0).random((64, 32, 32, 3), dtype=np.float32)
+    pixels = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
     with tracking.global_tracking_uri(cli_run["uri"]):
         for child in children:
-            pyfunc = mlflow.pyfunc.load_model(f"runs:/{child.info.run_id}/model")
+            pyfunc = mlflow.pyfunc.load_model(f"models:/{child.outputs.model_outputs[0].model_id}")
             assert pyfunc.metadata.signature is not None
             assert pyfunc.metadata.saved_input_example_info is not None
             assert "keras" in pyfunc.metadata.flavors
@@ -139,8 +139,10 @@ def test_logged_models_load_with_pyfunc_and_agree_with_kedro(cli_run, tracking):
             saved = keras.saving.load_model(
                 tracking.saved_output(cli_run["project"], cli_run["run_id"], f"06_models/{name}.keras")
             )
-            expected = saved.predict(images, verbose=0).argmax(axis=1)
-            assert np.array_equal(np.asarray(pyfunc.predict(images)).argmax(axis=1), expected)
+            expected = saved.predict(pixels.astype(np.float32) / 255, verbose=0).argmax(axis=1)
+            answers = pyfunc.predict(pixels)
+            classes = [child.data.params[f"class_{i}"] for i in range(10)]
+            assert [a["class"] for a in answers] == [classes[i] for i in expected]
 
 
 def test_tracking_is_quiet_on_the_console(cli_run):
@@ -311,11 +313,11 @@ def test_same_tree_against_a_real_mlflow_server(tmp_path, tracking, mlflow_serve
     assert any(mlflow_server.artifacts.rglob("MLmodel"))
     assert not (project / "mlflow.db").exists() and not (project / "mlartifacts").exists()
 
-    images = np.random.default_rng(1).random((16, 32, 32, 3), dtype=np.float32)
+    pixels = np.random.default_rng(1).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
     saved = keras.saving.load_model(tracking.saved_output(project, session_id, "06_models/rrelu_seed0.keras"))
     rrelu = next(c for c in children if c.data.tags["activation"] == "rrelu")
     with tracking.global_tracking_uri(uri):
-        pyfunc = mlflow.pyfunc.load_model(f"runs:/{rrelu.info.run_id}/model")
-    assert np.array_equal(
-        np.asarray(pyfunc.predict(images)).argmax(axis=1), saved.predict(images, verbose=0).argmax(axis=1)
-    )
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{rrelu.outputs.model_outputs[0].model_id}")
+    expected = saved.predict(pixels.astype(np.float32) / 255, verbose=0).argmax(axis=1)
+    classes = [rrelu.data.params[f"class_{i}"] for i in range(10)]
+    assert [answer["class"] for answer in pyfunc.predict(pixels)] == [classes[i] for i in expected]

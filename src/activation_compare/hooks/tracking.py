@@ -33,6 +33,7 @@ from kedro.framework.hooks import hook_impl
 
 from activation_compare import training_events
 from activation_compare.identity import (
+    CLASS_NAMES,
     COMPARE_NODE,
     LEARNING_RATE,
     LEARNING_RATE_SELECTION,
@@ -40,6 +41,7 @@ from activation_compare.identity import (
     ModelKey,
     Role,
     Step,
+    TEST_SET,
     tuning_name,
 )
 from activation_compare.tracking.settings import CATALOG_ENTRY, CONFIG_KEY, TrackedPipeline, TrackingSettings
@@ -195,15 +197,23 @@ class MlflowTrackingHook:
             self._log_data(context, run, inputs)
             if step is Step.TRAIN:
                 self._log_training(context, run, key, inputs, outputs)
+            model_id, model_error = None, None
+            if step is Step.EVALUATE:
+                try:
+                    model_id = self._log_evaluated_model(context, run, key, inputs)
+                except artifacts.ArtifactError as exc:  # the metrics are still recorded, then the run fails
+                    model_error = exc
             for name, value in outputs.items():
                 role = (context.plan.dataset(name) or (None, None))[1]
                 if role is Role.REPORT:
-                    artifacts.log_report(context.store, run, value)
+                    artifacts.log_report(context.store, run, value, model_id)
                     registry.register_evaluated(context.store, run, key, value)
                 elif role is Role.TRIAL_SCORE:
                     tuning.log_score(context.store, run, value)
                 elif role in artifacts.FIGURE_FILES:
                     artifacts.log_figure(context.store, run.run_id, value, artifacts.FIGURE_FILES[role])
+            if model_error is not None:
+                raise model_error
             if node.name in context.tracked.final_nodes:
                 runs.end_run(context.store, run.run_id, "FINISHED")
         except artifacts.ArtifactError as exc:
@@ -258,8 +268,9 @@ class MlflowTrackingHook:
             return context
 
     def _log_data(self, context: RunContext, run: RunRef, inputs: Mapping[str, Any], parent: bool = False) -> None:
-        from activation_compare.tracking import params, runs
+        from activation_compare.tracking import datasets, params, runs
 
+        datasets.log_datasets(context.store, run.run_id, context.parameters, inputs)
         info = params.data_params(inputs)
         if not info:
             return
@@ -353,8 +364,29 @@ class MlflowTrackingHook:
         # recorded by another process (a resumed or reused model).
         runs.log_params(context.store, run, params.precision_params(model))
         examples = getattr(inputs.get(TRAIN_SET), "images", None)
-        if model is not None and context.tracked.settings.log_models and examples is not None and len(examples):
-            artifacts.log_model(context.store, run, model, examples, len(history) if history is not None else 0)
+        # A final model is logged once evaluated (_log_evaluated_model); a tuning trial, never evaluated, here.
+        if (
+            key.trial is not None and model is not None and context.tracked.settings.log_models
+            and examples is not None and len(examples)
+        ):
+            artifacts.log_model(context.store, run, key, model, examples, len(history) if history is not None else 0)
+
+    def _log_evaluated_model(
+        self, context: RunContext, run: RunRef, key: ModelKey, inputs: Mapping[str, Any]
+    ) -> str | None:
+        """Log the evaluated model (named for it, with its class names); its logged model id, or None."""
+        from activation_compare.tracking import artifacts
+
+        model = inputs.get(key.dataset(Role.MODEL))
+        examples = getattr(inputs.get(TEST_SET), "images", None)
+        if model is None or not context.tracked.settings.log_models or examples is None or not len(examples):
+            return None
+        history = inputs.get(key.dataset(Role.HISTORY))
+        class_names = inputs.get(CLASS_NAMES)
+        return artifacts.log_model(
+            context.store, run, key, model, examples, len(history) if history is not None else 0,
+            list(class_names) if class_names is not None else None,
+        )
 
     def _artifacts_failed(self, context: RunContext, run: RunRef, node_name: str, error: Exception) -> None:
         """A run whose artifacts are incomplete must not look complete: FAILED, tagged, logged."""

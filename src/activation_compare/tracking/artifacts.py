@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from activation_compare.identity import ComparisonOutput, Role
+from activation_compare.identity import ComparisonOutput, ModelKey, Role
 from activation_compare.tracking import serving
-from activation_compare.tracking.params import version
-from activation_compare.tracking.runs import RunRef, log_metrics, log_params
+from activation_compare.tracking.params import param_value, truncate, version
+from activation_compare.tracking.runs import RunRef, log_metrics, log_params, now_ms
 from activation_compare.tracking.store import Store
 
 MODEL_ARTIFACT_NAME = "model"
@@ -83,23 +83,41 @@ def log_history(store: Store, run_id: str, history: Any) -> None:
     log_text(store, run_id, history.to_csv(index=False), "history.csv")
 
 
-def log_model(store: Store, run: RunRef, model: Any, examples: Any, final_step: int) -> None:
-    """The trained model as an MLflow logged model in the Keras flavour, with signature and example.
+def log_model(
+    store: Store,
+    run: RunRef,
+    key: ModelKey,
+    model: Any,
+    examples: Any,
+    final_step: int,
+    class_names: Sequence[str] | None = None,
+) -> str:
+    """The trained model as an MLflow logged model named for it (``relu-seed0``); returns its id.
 
-    Its pyfunc flavour loads it with the project's layers (:mod:`.serving`):
+    The logged model carries the run's params (and the class names, ``class_<i>``)
+    and is an output of the run. Its Keras flavour takes ``x / 255`` floats, as in
+    training; its pyfunc flavour (:mod:`.serving`) takes the pixels users have,
+    ``uint8`` 0-255 ``(N, 32, 32, 3)``, declared by its signature and input
+    example, and answers each image's class name and probabilities by class name.
     ``mlflow.pyfunc.load_model`` and ``mlflow models serve`` work in any process;
     ``mlflow.keras.load_model`` needs ``import activation_compare.layers`` first.
+    ``examples``: model inputs (``x / 255``) or pixels; the first two become the input example.
     """
     import mlflow
-    import numpy as np
     from mlflow.entities import LoggedModelOutput, LoggedModelStatus
-    from mlflow.models import Model, infer_signature
+    from mlflow.models import Model
 
     log_params(store, run, {"model.parameter_count": int(model.count_params())})
-    example = np.asarray(examples[:_EXAMPLE_IMAGES], dtype=np.float32)
-    signature = infer_signature(example, model.predict(example, verbose=0))
+    names = [str(n) for n in class_names or []]
+    params = {**store.client.get_run(run.run_id).data.params, **class_params(names)}
+    params["model.parameter_count"] = str(int(model.count_params()))
     logged = store.client.create_logged_model(
-        store.experiment_id, name=MODEL_ARTIFACT_NAME, source_run_id=run.run_id, model_type="keras"
+        store.experiment_id,
+        name=key.run_name,
+        source_run_id=run.run_id,
+        params={k: truncate(param_value(v), 6000) for k, v in params.items()},
+        tags={k: str(v) for k, v in key.run_tags().items()},
+        model_type="keras",
     )
     try:
         store.client.log_outputs(run.run_id, [LoggedModelOutput(logged.model_id, step=final_step)])
@@ -121,12 +139,12 @@ def log_model(store: Store, run: RunRef, model: Any, examples: Any, final_step: 
                     model_uuid=logged.model_id,
                     model_id=logged.model_id,
                 ),
-                signature=signature,
-                input_example=example,
+                signature=serving.pixels_signature(),
+                input_example=example_pixels(examples),
                 # Explicit: inferring them would load the model in a subprocess.
                 pip_requirements=requirements,
             )
-            serving.use_project_loader(local)  # served in a fresh process, RReLU included
+            serving.use_project_loader(local, names)  # served in a fresh process, RReLU included
             try:
                 store.client.log_model_artifacts(logged.model_id, str(local))
             except Exception as exc:
@@ -137,19 +155,72 @@ def log_model(store: Store, run: RunRef, model: Any, examples: Any, final_step: 
             store.client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
         finally:
             raise
+    return logged.model_id
 
 
-def log_report(store: Store, run: RunRef, report: Mapping[str, Any]) -> None:
-    """A model's evaluation: its metrics (``test_accuracy``, per class …) and ``report.json``."""
-    metrics = {key: report[key] for key in _REPORT_METRICS if isinstance(report.get(key), (int, float))}
-    for name, value in (report.get("per_class_accuracy") or {}).items():
-        if isinstance(value, (int, float)):
-            metrics[f"test_accuracy_{name}"] = value
-    # A continued run may have its report already (killed after evaluating).
-    existing = set(store.client.get_run(run.run_id).data.metrics)
-    log_metrics(store, run.run_id, {k: v for k, v in metrics.items() if k not in existing})
+def example_pixels(examples: Any) -> Any:
+    """The served model's input example: two images as ``uint8`` pixels (model inputs are ``x / 255``)."""
+    import numpy as np
+
+    images = np.asarray(examples[:_EXAMPLE_IMAGES])
+    if images.dtype.kind == "f":
+        images = np.rint(images.astype(np.float64) * 255.0)
+    return np.clip(images, 0, 255).astype(np.uint8)
+
+
+def class_key(index: int, count: int) -> str:
+    """A class's metric and param suffix, by index: ``class_3``; zero-padded to sort (``class_03`` of 12)."""
+    return f"class_{index:0{len(str(max(count - 1, 0)))}d}"
+
+
+def class_params(class_names: Sequence[str]) -> dict[str, str]:
+    """Which class each index is: ``class_3`` = ``cat`` (metric keys use the index, never the name)."""
+    return {class_key(i, len(class_names)): str(name) for i, name in enumerate(class_names)}
+
+
+def report_metrics(report: Mapping[str, Any]) -> dict[str, float]:
+    """A report's final metrics: ``test_accuracy`` …, and per class ``test_accuracy_class_<i>``."""
+    metrics = {key: report[key] for key in _REPORT_METRICS if _number(report.get(key))}
+    per_class = report.get("per_class_accuracy") or {}
+    names = list(report.get("class_names") or per_class)
+    for index, name in enumerate(names):
+        if _number(value := per_class.get(name)):
+            metrics[f"test_accuracy_{class_key(index, len(names))}"] = value
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def log_report(store: Store, run: RunRef, report: Mapping[str, Any], model_id: str | None = None) -> None:
+    """A model's evaluation: its metrics (``test_accuracy``, per class …) and ``report.json``.
+
+    With ``model_id`` the metrics are also the logged model's, each naming the
+    dataset it was measured on (the run's recorded train/validation/test sets).
+    """
+    from mlflow.entities import Metric
+
+    from activation_compare.tracking import datasets
+
+    metrics = report_metrics(report)
+    names = list(report.get("class_names") or (report.get("per_class_accuracy") or {}))
+    params = class_params(names)
     if isinstance(report.get("parameter_count"), int):
-        log_params(store, run, {"model.parameter_count": report["parameter_count"]})
+        params["model.parameter_count"] = report["parameter_count"]
+    log_params(store, run, params)
+    if model_id is None:
+        # A continued run may have its report already (killed after evaluating).
+        existing = set(store.client.get_run(run.run_id).data.metrics)
+        log_metrics(store, run.run_id, {k: v for k, v in metrics.items() if k not in existing})
+    elif metrics:
+        found = datasets.run_datasets(store, run.run_id)
+        timestamp = now_ms()
+        batch = []
+        for key, value in metrics.items():
+            name, digest = datasets.metric_dataset(key, found)
+            batch.append(Metric(key, value, timestamp, 0, model_id=model_id, dataset_name=name, dataset_digest=digest))
+        store.client.log_batch(run.run_id, metrics=batch, synchronous=True)
     log_dict(store, run.run_id, report, "report.json")
 
 
