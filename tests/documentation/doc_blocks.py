@@ -7,12 +7,14 @@ before its fence, in an HTML comment (MkDocs and GitHub render it as nothing)::
     <!-- docs-test: skip=long -->          trains for hours: its smoke twin runs
     <!-- docs-test: background wait=http://127.0.0.1:5000/health -->
     <!-- docs-test: expect="predictions" -->
+    <!-- docs-test: exit=1 expect="did you mean" -->   a refusal the page shows
 
 ``skip`` takes one of :data:`SKIP_REASONS`; every reason but ``suite`` needs
 the block's *smoke twin*, the next ``bash`` block of the page, right beside
 it. ``background`` starts a server that the next blocks of the page use,
 ``wait`` the address that answers once it is up; ``expect`` a text the
-block's output must contain; ``timeout`` seconds (default 300).
+block's output must contain; ``exit`` the exit status it must end with (a
+page that shows an error; default 0); ``timeout`` seconds (default 300).
 
 ``<CIFAR10_ARCHIVE>`` in a block stands for data the user brings (a class-folder
 copy of CIFAR-10); the tests fill it with a small generated archive.
@@ -59,6 +61,7 @@ class Block:
     background: bool = False
     wait: str | None = None
     expect: tuple[str, ...] = ()
+    exit: int = 0
     timeout: float = 300.0
     placeholders: tuple[str, ...] = field(default=())
 
@@ -72,7 +75,7 @@ def _directive(body: str, where: str) -> dict[str, str | bool]:
     options: dict[str, str | bool] = {}
     for word in shlex.split(body):
         key, sep, value = word.partition("=")
-        if key not in ("skip", "background", "wait", "expect", "timeout"):
+        if key not in ("skip", "background", "wait", "expect", "exit", "timeout"):
             raise MarkupError(f"{where}: unknown docs-test option {key!r}")
         options[key] = value if sep else True
     if "skip" in options and options["skip"] not in SKIP_REASONS:
@@ -130,6 +133,7 @@ def parse_page(text: str, page: str) -> list[Block]:
                 background=bool(options.get("background")),
                 wait=options.get("wait"),  # type: ignore[arg-type]
                 expect=(options["expect"],) if "expect" in options else (),  # type: ignore[arg-type]
+                exit=int(options.get("exit", 0)),  # type: ignore[arg-type]
                 timeout=float(options.get("timeout", 300)),  # type: ignore[arg-type]
                 placeholders=tuple(p for p in PLACEHOLDERS if p in code),
             )

@@ -155,8 +155,8 @@ class Reader:
             pytest.fail(f"{block.where} ran past {block.timeout:.0f} s:\n{block.code}\n{_tail(exc.stdout, exc.stderr)}")
         output = result.stdout + result.stderr
         (self.logs / f"{block.page.replace('/', '_')}-{block.line}.log").write_text(output)
-        assert result.returncode == 0, (
-            f"{block.where} exited {result.returncode} after {time.monotonic() - started:.0f} s:\n"
+        assert result.returncode == block.exit, (
+            f"{block.where} exited {result.returncode} (expected {block.exit}) after {time.monotonic() - started:.0f} s:\n"
             f"{block.code}\n{_tail(result.stdout, result.stderr)}"
         )
         for text in block.expect:

@@ -89,7 +89,7 @@ def test_blocks_and_directives_are_parsed() -> None:
         "  ```bash",
         "  uv run mlflow ui",
         "  ```",
-        '<!-- docs-test: expect="predictions" timeout=20 -->',
+        '<!-- docs-test: expect="predictions" timeout=20 exit=1 -->',
         "```bash",
         "curl -s http://127.0.0.1:5001/invocations",
         "```",
@@ -100,7 +100,8 @@ def test_blocks_and_directives_are_parsed() -> None:
     assert blocks[1].skip == "long" and blocks[1].placeholders == ("<CIFAR10_ARCHIVE>",)
     assert blocks[3].background and blocks[3].wait == "http://127.0.0.1:5000/health"
     assert blocks[3].code == "uv run mlflow ui\n"
-    assert blocks[4].expect == ("predictions",) and blocks[4].timeout == 20
+    assert blocks[4].expect == ("predictions",) and blocks[4].timeout == 20 and blocks[4].exit == 1
+    assert blocks[0].exit == 0
     assert check_twins(blocks) == []
 
 
