@@ -9,6 +9,9 @@ One module per job, so each reads in one sitting:
 - :mod:`.params`: what a run records as params (the run's, a model's, the data's sizes);
 - :mod:`.resume`: continuing a model's interrupted run, back-filling epochs;
 - :mod:`.artifacts`: the model (Keras flavour), figures, history, report, comparison;
+- :mod:`.datasets`: the train, validation and test sets as MLflow datasets;
+- :mod:`.serving`: the served model's loader and its input contract (pixels 0-255);
+- :mod:`.registry`: registered models, one version per trained model, the ``best`` aliases;
 - :mod:`.signals`: Ctrl-C / SIGTERM / exit end the runs KILLED;
 - :mod:`.context`: a tracked run as any process recovers it from its catalog and MLflow.
 
