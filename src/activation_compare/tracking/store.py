@@ -8,10 +8,13 @@
   own retries (minutes per call).
 * **SQLite stores shared by processes.** MLflow creates and migrates a new
   store's schema without a lock, and two processes doing it at once fail
-  ("table ... already exists"), so the first use of a store is serialised by
-  an exclusive lock file next to the database; and every call is retried while
-  SQLite answers "database is locked" (a failed SQLite transaction is rolled
-  back, so a retry never applies a call twice).
+  ("table ... already exists") and can leave the store half-migrated, so
+  before MLflow opens a SQLite store the project creates or upgrades its
+  schema itself, atomically (:mod:`~activation_compare.tracking.sqlite_schema`),
+  under an exclusive lock file next to the database that serialises the
+  project's own processes; and every call is retried while SQLite answers
+  "database is locked" (a failed SQLite transaction is rolled back, so a retry
+  never applies a call twice).
 """
 
 from __future__ import annotations
@@ -53,10 +56,18 @@ class TrackingUnavailableError(UserError, RuntimeError):
 
 
 def unavailable_message(settings: TrackingSettings, problem: str) -> str:
+    path = sqlite_path(settings.tracking_uri)
+    if path is not None:
+        todo = (
+            f"The store is the SQLite file {path}: check that no other process holds it locked and "
+            f"that it is an MLflow database, or point MLFLOW_TRACKING_URI / tracking_uri in "
+            f"conf/<env>/{CONFIG_KEY}.yml elsewhere"
+        )
+    else:
+        todo = f"Start the tracking server or fix MLFLOW_TRACKING_URI / tracking_uri in conf/<env>/{CONFIG_KEY}.yml"
     return (
         f"MLflow tracking could not start at {settings.tracking_uri!r} "
-        f"(experiment {settings.experiment_name!r}): {problem}. Start the tracking server or "
-        f"fix MLFLOW_TRACKING_URI / tracking_uri in conf/<env>/{CONFIG_KEY}.yml, or set "
+        f"(experiment {settings.experiment_name!r}): {problem}. {todo}, or set "
         f"'enabled: false' there to run without tracking. Nothing was run."
     )
 
@@ -164,6 +175,27 @@ def store_lock(uri: str, purpose: str = "setup") -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def prepare_store(settings: TrackingSettings) -> None:
+    """Create or upgrade a SQLite store's schema atomically before MLflow opens it; other stores: nothing.
+
+    Call it under :func:`store_lock`. Another process may hold the store locked,
+    or be mid-way through its own migration, for up to ``connect_timeout_s``.
+    Raises :class:`TrackingUnavailableError` naming the cause (not a database,
+    locked, cannot be migrated) and the path.
+    """
+    path = sqlite_path(settings.tracking_uri)
+    if path is None:
+        return
+    from activation_compare.tracking.sqlite_schema import StoreSchemaError, ensure_schema
+
+    try:
+        ensure_schema(path, timeout_s=settings.connect_timeout_s)
+    except StoreSchemaError as exc:
+        raise TrackingUnavailableError(
+            f"MLflow tracking could not start at {settings.tracking_uri!r}: {exc}. Nothing was run."
+        ) from exc
+
+
 @dataclass(frozen=True)
 class Store:
     """An open tracking store: the client and the experiment the runs go to."""
@@ -191,6 +223,7 @@ def open_store(settings: TrackingSettings, *, create: bool = True) -> Store:
     from mlflow.exceptions import MlflowException
 
     with store_lock(settings.tracking_uri):
+        prepare_store(settings)
         client = RetryingClient(MlflowClient(tracking_uri=settings.tracking_uri))
         name = settings.experiment_name
         experiment = client.get_experiment_by_name(name)
