@@ -210,3 +210,23 @@ def test_a_batch_larger_than_the_data_is_refused_before_the_run(tmp_path) -> Non
     assert "training.batch_size = 601: larger than the 600 images the run trains on" in result.stderr
     assert "Traceback" not in output and "Running node" not in output, output
     assert not any(path.is_file() for path in (project / "data").rglob("*")), output
+
+
+def test_seeds_out_of_range_and_a_boolean_epoch_count_are_refused_before_the_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 22.3: they passed validation and crashed half a minute later with a parent run left FAILED."""
+    project = copy_project(tmp_path / "project")
+    params = "training.seeds=-1 4294967296 100000000000000000000000,data.split_seed=-5,training.epochs=true"
+    result = _kedro(project, "--env", "smoke", "--pipeline=compare", "--params", params)
+    output = result.stdout + result.stderr
+    assert result.returncode == cli.EXIT_USER_ERROR, output
+    assert "Invalid parameters (5):" in result.stderr, output
+    for line in (
+        "data.split_seed = -5: a seed must be from 0 to 4294967295 (2**32 - 1)",
+        "training.epochs = True: Input should be an integer, not true or false",
+        "training.seeds.0 = -1: a seed must be from 0 to 4294967295 (2**32 - 1)",
+        "training.seeds.1 = 4294967296: a seed must be",
+        "training.seeds.2 = 100000000000000000000000: a seed must be",
+    ):
+        assert line in result.stderr, output
+    assert "Traceback" not in output and "Running node" not in output, output
+    assert not (project / "mlflow.db").exists(), output

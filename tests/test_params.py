@@ -44,6 +44,13 @@ def test_valid_parameters_pass():
         ({"training__seeds": [0, 0]}, r"training.seeds = \[0, 0\]: seeds must be distinct"),
         ({"training__seeds": ["a"]}, r"training.seeds.0 = 'a': Input should be a valid integer"),
         ({"training__seeds": [1.5]}, r"training.seeds.0 = 1.5"),
+        ({"training__seeds": [-1]}, r"training.seeds.0 = -1: a seed must be from 0 to 4294967295 \(2\*\*32 - 1\)"),
+        ({"training__seeds": [0, 2**32]}, r"training.seeds.1 = 4294967296: a seed must be from 0 to 4294967295"),
+        ({"training__seeds": "1 100000000000000000000000"}, r"training.seeds.1 = 100000000000000000000000: a seed must be"),
+        ({"data__split_seed": -5}, r"data.split_seed = -5: a seed must be from 0 to 4294967295"),
+        ({"tuning__seed": 2**32}, r"tuning.seed = 4294967296: a seed must be from 0 to 4294967295"),
+        ({"training__epochs": True}, r"training.epochs = True: Input should be an integer, not true or false"),
+        ({"training__batch_size": False}, r"training.batch_size = False: Input should be an integer, not true or false"),
         ({"training__trainig": 1}, r"training.trainig: unknown parameter"),
         ({"model__precision": "fp8"}, r"model.precision = 'fp8': Input should be 'auto', 'float32', 'bfloat16' or 'float16'"),
         ({"compare__activations": []}, r"compare.activations is empty; name one or more .*\['elu', 'leaky_relu', 'prelu', 'relu', 'rrelu'\]"),
@@ -58,6 +65,31 @@ def test_valid_parameters_pass():
 def test_invalid_parameters_name_the_parameter_value_and_rule(overrides, message):
     with pytest.raises(InvalidParametersError, match=message):
         validate_parameters(_valid(**overrides))
+
+
+def test_seeds_at_the_edges_of_their_range_pass():
+    params = validate_parameters(_valid(training__seeds=[0, 2**32 - 1], data__split_seed=2**32 - 1, tuning__seed=0))
+    assert params.training.seeds == [0, 4294967295] and params.data.split_seed == 4294967295
+
+
+def test_bad_seeds_and_a_boolean_epoch_count_are_refused_up_front_in_one_message():
+    """What ``kedro run`` prints (the project hook validates before any data loads or run starts)."""
+    from types import SimpleNamespace
+
+    from activation_compare.hooks.project import ProjectHooks
+
+    raw = _valid(training__seeds="-1 4294967296 100000000000000000000000", data__split_seed=-5, training__epochs=True)
+    context = SimpleNamespace(env=None, config_loader={"globals": {}, "parameters": raw})
+    with pytest.raises(InvalidParametersError) as raised:
+        ProjectHooks().after_context_created(context)
+    problems = [line for line in str(raised.value).splitlines() if line.startswith("  - ")]
+    assert problems == [
+        "  - data.split_seed = -5: a seed must be from 0 to 4294967295 (2**32 - 1)",
+        "  - training.epochs = True: Input should be an integer, not true or false",
+        "  - training.seeds.0 = -1: a seed must be from 0 to 4294967295 (2**32 - 1)",
+        "  - training.seeds.1 = 4294967296: a seed must be from 0 to 4294967295 (2**32 - 1)",
+        "  - training.seeds.2 = 100000000000000000000000: a seed must be from 0 to 4294967295 (2**32 - 1)",
+    ]
 
 
 def test_unknown_top_level_section_is_rejected():

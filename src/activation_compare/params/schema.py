@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
@@ -70,6 +71,28 @@ def _split_ints(value: Any) -> Any:
         except ValueError:
             raise ValueError(f"expected integers separated by spaces, got {value!r}") from None
     return words
+
+
+# NumPy's and TensorFlow's seeds are 32-bit unsigned integers.
+SEED_MAX = 2**32 - 1
+
+
+def _seed_in_range(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= SEED_MAX:
+        raise ValueError(f"a seed must be from 0 to {SEED_MAX} (2**32 - 1)")
+    return value
+
+
+def _not_a_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # pydantic would take true for 1
+        raise ValueError("Input should be an integer, not true or false")
+    return value
+
+
+# A seed: one message for any integer out of range, before the bounds' own.
+Seed = Annotated[StrictInt, Field(ge=0, le=SEED_MAX), BeforeValidator(_seed_in_range)]
+# A positive count (epochs, images, batch size); true and false are not counts.
+Count = Annotated[int, Field(gt=0), BeforeValidator(_not_a_bool)]
 
 
 class _Strict(BaseModel):
@@ -149,15 +172,15 @@ class DataParams(_Strict):
     """Image source: `cifar10` (the official binary archive, downloaded on first use), `image_folder` (class folders or a .tar.gz of them), `synthetic` (generated, for tests and the smoke environment)."""
     path: str | None = None
     """The source's file or folder: a CIFAR-10 binary archive (`cifar10`; none: download it) or a folder / .tar.gz with `train/<class>/*` and `test/<class>/*` images (`image_folder`)."""
-    limit_train: Annotated[int, Field(gt=0)] | None = None
+    limit_train: Count | None = None
     """Stratified subsample of the training set for quick runs; none keeps every image."""
-    limit_test: Annotated[int, Field(gt=0)] | None = None
+    limit_test: Count | None = None
     """Stratified subsample of the test set; none keeps every image."""
     validation_split: float = Field(default=0.0, ge=0.0, lt=1.0)
     """Fraction of the training set held out as validation data; 0 uses the test set as validation data, as the original experiment did."""
-    split_seed: StrictInt = 0
+    split_seed: Seed = 0
     """Seed of the stratified subsampling and of the validation split."""
-    max_images: Annotated[int, Field(gt=0)] = DEFAULT_MAX_IMAGES
+    max_images: Count = DEFAULT_MAX_IMAGES
     """The most images an image folder or archive may hold; more is refused from its headers, before anything is decoded."""
 
 
@@ -182,11 +205,11 @@ class OptimizerParams(_Strict):
 class TrainingParams(_Strict):
     """How each model is trained."""
 
-    epochs: Annotated[int, Field(gt=0)] = 50
+    epochs: Count = 50
     """Epochs per model."""
-    batch_size: Annotated[int, Field(gt=0)] = 100
+    batch_size: Count = 100
     """Mini-batch size."""
-    seeds: list[StrictInt] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
     """One model per activation per seed, e.g. `0 1 2` on the command line."""
     optimizer: OptimizerParams = OptimizerParams()
     """The optimizer."""
@@ -254,11 +277,11 @@ class TuningParams(_Strict):
         default_factory=lambda: [0.0003, 0.001, 0.003], min_length=1
     )
     """Rigorous protocol: the learning-rate grid, one trial model per rate and activation."""
-    epochs: Annotated[int, Field(gt=0)] | None = None
+    epochs: Count | None = None
     """Rigorous protocol: epochs of every trial; none: `training.epochs`."""
-    seed: StrictInt = 0
+    seed: Seed = 0
     """Rigorous protocol: the seed of every trial model."""
-    validation_size: Annotated[int, Field(gt=0)] = 5000
+    validation_size: Count = 5000
     """Rigorous protocol: training images held out, stratified by class, as validation data."""
 
     _rates_from_text = field_validator("learning_rates", mode="before")(_split_floats)
