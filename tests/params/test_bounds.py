@@ -35,6 +35,8 @@ from activation_compare.params import (
 TINY = math.nextafter(0.0, 1.0)
 BELOW_ONE = math.nextafter(1.0, 0.0)
 RRELU_UPPER = 1.0 / 3.0
+# Seeds are 32-bit unsigned integers (NumPy's and TensorFlow's).
+SEED_MAX = 2**32 - 1
 
 # A valid tree whose every value is as small as the schema allows, so that
 # raising one bound to its edge cannot trip another check (the batch against
@@ -70,6 +72,10 @@ def _gt0(parameter: str, refused: Any = 0) -> str:
     return f"{parameter} = {refused!r}: Input should be greater than 0"
 
 
+def _seed(parameter: str, refused: int) -> str:
+    return f"{parameter} = {refused!r}: a seed must be from 0 to 4294967295 (2**32 - 1)"
+
+
 def _rrelu(lower: float, upper: float) -> dict[str, Any]:
     return {"type": "rrelu", "lower": lower, "upper": upper}
 
@@ -87,6 +93,8 @@ BOUNDS = [
           "training.seeds = []: List should have at least 1 item after validation, not 0"),
     Bound("training.seeds", ([0, 1],), [0, 0],
           "training.seeds = [0, 0]: seeds must be distinct, got [0, 0]"),
+    Bound("training.seeds", ([0],), [-1], _seed("training.seeds.0", -1)),
+    Bound("training.seeds", ([SEED_MAX],), [SEED_MAX + 1], _seed("training.seeds.0", SEED_MAX + 1)),
     Bound("training.optimizer.learning_rate", (TINY,), 0.0, _gt0("training.optimizer.learning_rate", 0.0)),
     Bound("training.verbose", (0, 1, 2), 3, "training.verbose = 3: Input should be 0, 1 or 2"),
     Bound("training.verbose", (0,), -1, "training.verbose = -1: Input should be 0, 1 or 2"),
@@ -105,6 +113,8 @@ BOUNDS = [
     # --- tuning ----------------------------------------------------------------
     Bound("tuning.epochs", (1, None), 0, _gt0("tuning.epochs")),
     Bound("tuning.validation_size", (1,), 0, _gt0("tuning.validation_size")),
+    Bound("tuning.seed", (0,), -1, _seed("tuning.seed", -1)),
+    Bound("tuning.seed", (SEED_MAX,), SEED_MAX + 1, _seed("tuning.seed", SEED_MAX + 1)),
     Bound("tuning.learning_rates", ([TINY],), [],
           "tuning.learning_rates = []: List should have at least 1 item after validation, not 0"),
     Bound("tuning.learning_rates", ([TINY],), [0.0], _gt0("tuning.learning_rates.0", 0.0)),
@@ -114,6 +124,8 @@ BOUNDS = [
     Bound("data.limit_train", (1, None), 0, _gt0("data.limit_train")),
     Bound("data.limit_test", (1, None), 0, _gt0("data.limit_test")),
     Bound("data.max_images", (1,), 0, _gt0("data.max_images")),
+    Bound("data.split_seed", (0,), -1, _seed("data.split_seed", -1)),
+    Bound("data.split_seed", (SEED_MAX,), SEED_MAX + 1, _seed("data.split_seed", SEED_MAX + 1)),
     Bound("data.validation_split", (0.0,), -TINY,
           f"data.validation_split = {-TINY!r}: Input should be greater than or equal to 0"),
     Bound("data.validation_split", (BELOW_ONE,), 1.0,
