@@ -222,3 +222,20 @@ def test_an_old_store_survives_a_second_mlflow_process(tmp_path, old_store, offs
     _check_after_the_race(path, project)
     run = MlflowClient(_uri(path)).get_run("0123456789abcdef0123456789abcdef")
     assert run.info.run_name == "old run"
+
+
+def test_kedro_run_on_a_corrupt_store_says_so_in_one_message(tmp_path, tracking):
+    """The real CLI: the file and the cause, no traceback, no 'start the tracking server', no node run."""
+    project = tracking.copy_project(tmp_path / "project")
+    store = tmp_path / "store" / "mlflow.db"
+    store.parent.mkdir()
+    store.write_bytes(b"not a database " * 400)
+    result = tracking.kedro_cli(
+        project, "run", "--env", "smoke", "--pipeline=compare", env={"MLFLOW_TRACKING_URI": _uri(store)}
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-3000:]
+    assert f"the MLflow store {store} is corrupt (SQLite: file is not a database)" in result.stderr, output[-3000:]
+    assert f"mv {store} {store}.corrupt" in result.stderr
+    assert "Traceback" not in output and "Running node" not in output
+    assert "Start the tracking server" not in output

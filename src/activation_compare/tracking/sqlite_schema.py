@@ -283,17 +283,18 @@ def _named_errors(path: Path, timeout_s: float) -> Iterator[None]:
     except StoreSchemaError:
         raise
     except Exception as exc:
+        cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__  # SQLAlchemy adds [SQL: ...] lines
         if _is_locked(exc):
             raise StoreSchemaError(
                 f"the MLflow store {path} is locked: another process (an MLflow UI, a run, a script) "
                 f"held it for more than {timeout_s:g} s. Let it finish or stop it, then run again"
             ) from exc
         if _is_corrupt(exc):
-            backups = sorted(path.parent.glob(f"{path.name}-backup-*"))
-            restore = f"restore a backup (cp {backups[-1]} {path}) or " if backups else ""
+            backups = sorted(p for p in path.parent.glob(f"{path.name}-backup-*") if p.suffix != ".partial")
+            repair = f"Restore a backup (cp {backups[-1]} {path}) or move it away" if backups else "Move it away"
             raise StoreSchemaError(
-                f"the MLflow store {path} is corrupt (SQLite: {exc}). {restore}move it away "
-                f"(mv {path} {path}.corrupt) to start a new store, then run again"
+                f"the MLflow store {path} is corrupt (SQLite: {cause.removeprefix('(sqlite3.DatabaseError) ')}). "
+                f"{repair} (mv {path} {path}.corrupt) to start a new store, then run again"
             ) from exc
         raise
 
