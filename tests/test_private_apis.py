@@ -44,3 +44,53 @@ def test_mlflow_migrate_schema_makes_a_store_mlflow_opens_and_stops_at_a_revisio
         assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [(mlflow_schema_head(),)]
     # MLflow finds nothing to create or migrate: it would otherwise log "Creating initial MLflow database tables".
     assert [e.name for e in MlflowClient(f"sqlite:///{path}").search_experiments()] == ["Default"]
+
+
+def test_mlflow_load_keras_pyfunc_loads_a_keras_flavour(tmp_path):
+    import keras
+    import mlflow.keras
+    import numpy as np
+
+    from activation_compare.private_apis import mlflow_load_keras_pyfunc
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    mlflow.keras.save_model(model, str(tmp_path / "model"))
+    loaded = mlflow_load_keras_pyfunc(str(tmp_path / "model"))
+    raw = loaded.get_raw_model()
+    x = np.ones((1, 2), dtype="float32")
+    np.testing.assert_allclose(raw.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_mlflow_pass_requests_unparsed_reaches_the_scoring_server_through_the_mlmodel_file():
+    import numpy as np
+    from mlflow.models import Model, ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    from activation_compare.private_apis import mlflow_pass_requests_unparsed
+
+    signature = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, 2))]))
+    assert not Model(signature=signature)._is_signature_from_type_hint()
+    assert mlflow_pass_requests_unparsed(signature) is signature
+    # The scoring server reads the flag from the model's metadata, as the MLmodel file restores it.
+    restored = Model.from_dict(Model(signature=signature).to_dict())
+    assert restored._is_signature_from_type_hint()
+
+
+def test_kedro_hook_manager_calls_the_hooks_it_was_given():
+    from kedro.framework.hooks import hook_impl
+
+    from activation_compare.private_apis import kedro_hook_manager
+
+    calls = []
+
+    class Hook:
+        @hook_impl
+        def after_catalog_created(self, catalog):
+            calls.append(catalog)
+
+    manager = kedro_hook_manager((Hook(),))
+    manager.hook.after_catalog_created(
+        catalog="c", conf_catalog={}, conf_creds={}, parameters={}, save_version="v", load_versions={}
+    )
+    assert calls == ["c"]
+    assert not kedro_hook_manager().get_plugins()

@@ -8,6 +8,13 @@ tables and then runs its Alembic migrations (``mlflow.store.db.utils.
 _initialize_tables``); the project runs the same two steps itself, on its own
 connection inside one SQLite transaction (``tracking/sqlite_schema.py``), so
 that no other process can see or leave a half-migrated store.
+
+MLflow's serving: the project's pyfunc loader loads the Keras flavour the way
+MLflow's own loader does, and marks the served signature so that the scoring
+server hands requests over unparsed (``tracking/serving.py``).
+
+Kedro's hook manager: a Dask worker builds one with the project's hooks only
+(``runner/worker.py``).
 """
 
 from __future__ import annotations
@@ -47,3 +54,26 @@ def mlflow_migrate_schema(connection: Any, revision: str = "heads") -> None:
     config = mlflow_alembic_config(str(connection.engine.url))
     config.attributes["connection"] = connection
     command.upgrade(config, revision)
+
+
+def mlflow_load_keras_pyfunc(path: str) -> Any:
+    """MLflow's Keras flavour loaded as its pyfunc loader does (``mlflow.keras.load._load_pyfunc``)."""
+    from mlflow.keras.load import _load_pyfunc
+
+    return _load_pyfunc(path)
+
+
+def mlflow_pass_requests_unparsed(signature: Any) -> Any:
+    """Mark ``signature`` as one from type hints: MLflow's scoring server then hands the
+    model a request as sent, without casting it to the signature's dtype first."""
+    signature._is_signature_from_type_hint = True
+    return signature
+
+
+def kedro_hook_manager(hooks: Any = ()) -> Any:
+    """A new Kedro hook manager with ``hooks`` registered (and no plugin hooks)."""
+    from kedro.framework.hooks.manager import _create_hook_manager, _register_hooks
+
+    manager = _create_hook_manager()
+    _register_hooks(manager, hooks)
+    return manager

@@ -156,17 +156,16 @@ def _project_hooks(package_name: str | None) -> Any:
     only warn that their run never started.
     """
     from kedro.framework import project
-    from kedro.framework.hooks.manager import _create_hook_manager, _register_hooks
 
-    hook_manager = _create_hook_manager()
+    from activation_compare.private_apis import kedro_hook_manager
+
     if package_name is None:
-        return hook_manager
+        return kedro_hook_manager()
     # A worker started with `dask worker` has never imported the project's
     # settings; configuring twice with the same package is harmless.
     if project.PACKAGE_NAME != package_name:
         project.configure_project(package_name)
-    _register_hooks(hook_manager, project.settings.HOOKS)
-    return hook_manager
+    return kedro_hook_manager(project.settings.HOOKS)
 
 
 def _share_cores_with_tensorflow(threads: int) -> None:

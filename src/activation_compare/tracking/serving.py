@@ -45,6 +45,8 @@ from typing import Any
 
 from mlflow.exceptions import INVALID_PARAMETER_VALUE, MlflowException
 
+from activation_compare.private_apis import mlflow_load_keras_pyfunc, mlflow_pass_requests_unparsed
+
 CODE_FOLDER = "code"
 CLASS_NAMES_FILE = "class_names.json"
 _PYFUNC = "python_function"
@@ -65,8 +67,7 @@ def pixels_signature() -> Any:
     from mlflow.types.schema import Schema, TensorSpec
 
     signature = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, *_IMAGE_SHAPE))]))
-    signature._is_signature_from_type_hint = True  # MLflow-private: the scoring server skips its own cast
-    return signature
+    return mlflow_pass_requests_unparsed(signature)
 
 
 class InvalidPixels(MlflowException):
@@ -162,9 +163,8 @@ def _model_root(path: str) -> Path:
 def _load_pyfunc(path: str) -> ServedModel:
     """MLflow's pyfunc entry point: register the project's layers, load as the Keras flavour does, wrap."""
     import activation_compare.layers  # noqa: F401 - registers RReLU with keras.saving
-    from mlflow.keras.load import _load_pyfunc as load_keras_pyfunc
 
-    keras_model = load_keras_pyfunc(path).get_raw_model()
+    keras_model = mlflow_load_keras_pyfunc(path).get_raw_model()
     names_file = _model_root(path) / CLASS_NAMES_FILE
     class_names = json.loads(names_file.read_text()) if names_file.is_file() else []
     return ServedModel(keras_model, class_names)
