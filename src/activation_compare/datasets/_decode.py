@@ -95,6 +95,33 @@ def _check_pixels(kind: str, width: int, height: int, max_pixels: int) -> None:
         )
 
 
+# Other formats an image folder may hold by mistake, named by their signature.
+_OTHER_FORMATS = (
+    (b"GIF87a", "a GIF87a file"),
+    (b"GIF89a", "a GIF89a file"),
+    (b"BM", "a BMP file"),
+    (b"II*\x00", "a TIFF file"),
+    (b"MM\x00*", "a TIFF file"),
+    (b"%PDF", "a PDF file"),
+    (b"PK\x03\x04", "a ZIP file"),
+    (b"\x1f\x8b", "a gzip file"),
+)
+
+
+def what_it_is(data: bytes) -> str:
+    """What a file that is neither PNG nor JPEG is, without quoting any of its bytes.
+
+    The file may be anyone's (a link to ``/etc/passwd``), and the message ends up
+    on the terminal and in MLflow's ``kedro.error`` tag.
+    """
+    if data[8:12] == b"WEBP" and data.startswith(b"RIFF"):
+        return "it is a WebP file"
+    for signature, name in _OTHER_FORMATS:
+        if data.startswith(signature):
+            return f"it is {name}"
+    return "its first bytes match neither format's signature"
+
+
 def decode_one(source: bytes | str, max_pixels: int, max_file_bytes: int) -> np.ndarray:
     """The (32, 32, 3) uint8 pixels of ``source`` (file bytes, or a file path)."""
     if isinstance(source, str):
@@ -126,8 +153,8 @@ def decode_one(source: bytes | str, max_pixels: int, max_file_bytes: int) -> np.
         # Pillow's message quotes the in-memory buffer ("<_io.BytesIO object at 0x…>"),
         # which tells the user nothing; the caller names the file.
         raise ImageProblem(
-            f"cannot be decoded as a PNG or JPEG image (it starts with {data[:8]!r}, "
-            "which is neither format's signature); expected a 32×32 RGB PNG or JPEG "
+            f"cannot be decoded as a PNG or JPEG image ({what_it_is(data)}); expected a "
+            "32×32 RGB PNG or JPEG "
             "file — replace or remove it"
         ) from None
     except Exception as exc:  # Pillow raises many types for broken or foreign files

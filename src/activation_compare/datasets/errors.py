@@ -45,6 +45,10 @@ class ArchiveTooLargeError(UnsafeArchiveError):
     """An archive exceeds the member-count or uncompressed-size caps (decompression bomb)."""
 
 
+class UnsafeLinkError(DataSourceError):
+    """A symbolic link in an image folder points outside the folder (``data.path``)."""
+
+
 class ImageLayoutError(DataSourceError):
     """An image folder or archive does not hold ``train/<class>/*`` and ``test/<class>/*``."""
 

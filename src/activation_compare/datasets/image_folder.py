@@ -31,6 +31,7 @@ from .errors import (
     ReadOnlyDatasetError,
     SourceNotFoundError,
     TooManyImagesError,
+    UnsafeLinkError,
 )
 from .types import ImageSplits, LabelledImages
 
@@ -55,6 +56,9 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
       empty. Labels follow CIFAR-10's official order when the class names are
       exactly CIFAR-10's, else the sorted class names. Within a class, files are
       ordered by name. Hidden files (``.*``) and ``__MACOSX`` are ignored.
+    * A folder's symbolic links must stay inside it: a link to a file or folder
+      outside ``path`` is refused (an archive refuses every link). A file that is
+      not an image is named by its format, never quoted (it may be anyone's file).
     * Archives are read member by member straight from the file (never extracted),
       refusing absolute paths, ``..``, links, devices and FIFOs. Before any image is
       decoded, a first pass over the archive's headers checks the member count
@@ -206,6 +210,8 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
         if cache_file is not None:
             cached = _cache.load_splits(cache_file, key, self._description(kind, None))
             if cached is not None:
+                # The limit holds whether or not a cache exists (it was made under another one).
+                self._check_count(len(cached.train) + len(cached.test))
                 logger.info(
                     "Loaded %d + %d images of %s from the cache %s in %.1f s",
                     len(cached.train),
@@ -261,6 +267,7 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
         digest = hashlib.sha256()
         # [top/]split/class/file is at most 4 deep; folders 4 deep are listed, not entered.
         pending: list[tuple[Path, str, int]] = [(root, "", 0)]
+        real_root = os.path.realpath(root)
         while pending:
             folder, rel, depth = pending.pop()
             try:
@@ -274,6 +281,8 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
                 if hidden(entry.name):
                     continue
                 try:
+                    if entry.is_symlink():
+                        self._check_link(entry.path, real_root)
                     if entry.is_dir():
                         dirs.append(name)
                         if depth < 3:
@@ -293,6 +302,16 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
                         f"{self._where}: {entry.path} cannot be read ({exc})"
                     ) from None
         return files, dirs, f"files={len(files)} sha256={digest.hexdigest()}"
+
+    def _check_link(self, link: str, real_root: str) -> None:
+        """Refuse a symbolic link whose target is outside the folder (archives refuse all links)."""
+        target = os.path.realpath(link)
+        if os.path.commonpath([real_root, target]) != real_root:
+            raise UnsafeLinkError(
+                f"Refusing {self._where}: {link} is a symbolic link to {target}, outside the "
+                f"folder {real_root}; expected the images themselves, or links to files inside "
+                "the folder — copy the file into the folder or remove the link"
+            )
 
     def _check_count(self, images: int) -> None:
         if images > self._max_images:
@@ -354,7 +373,7 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
         shown = f"Image {name} (in the archive) of {self._where}"
         if declared is None:
             raise InvalidImageError(
-                f"{shown} has no readable PNG or JPEG header (it starts with {head[:8]!r}); "
+                f"{shown} has no readable PNG or JPEG header ({_decode.what_it_is(head)}); "
                 "expected a 32×32 RGB PNG or JPEG file — replace or remove it"
             )
         kind, width, height = declared
