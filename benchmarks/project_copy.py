@@ -1,6 +1,6 @@
 """A runnable copy of the project (config, an empty data tree) for runs that must not touch ./data.
 
-Shared by the benchmarks and the tests. The code itself is installed in the
+The benchmarks' own (the tests have theirs in tests/conftest.py). The code itself is installed in the
 environment, so the copy holds only what Kedro reads from the project folder.
 """
 

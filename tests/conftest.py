@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,9 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-# One project copy for the tests and the benchmarks (config and an empty data tree).
-from benchmarks.project_copy import copy_project  # noqa: F401 - re-exported to the tests
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # The virtual environment's commands (kedro, mlflow, dask), whatever PATH says.
@@ -34,6 +32,48 @@ QUIET_ENV = {
 }
 for _key, _value in QUIET_ENV.items():
     os.environ.setdefault(_key, _value)
+
+# A developer's own choices that must not reach the processes the tests start:
+# their tracking server and experiment, Kedro environment, the project's switches, Dask's config.
+_DEVELOPER_SETTINGS = ("MLFLOW_", "KEDRO_ENV", "ACTIVATION_COMPARE_", "DASK_")
+
+
+def test_env(**overrides: str) -> dict[str, str]:
+    """The environment for every process a test starts (``kedro``, ``mlflow server``, ``dask``).
+
+    This process's environment without a developer's ``MLFLOW_*``, ``KEDRO_ENV``,
+    ``ACTIVATION_COMPARE_*`` and ``DASK_*`` settings, with :data:`QUIET_ENV`, then ``overrides``.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_DEVELOPER_SETTINGS)}
+    env.update(QUIET_ENV)
+    env.update(overrides)
+    return env
+
+
+test_env.__test__ = False  # a helper, not a test pytest should collect
+
+
+def copy_project(destination: Path, source: Path = PROJECT_ROOT) -> Path:
+    """A runnable copy of the project for runs that must not touch ./data.
+
+    ``pyproject.toml``, ``conf/`` (without ``local/``) and the empty numbered data
+    layers; the code itself is installed in the environment. (The benchmarks keep
+    their own copy in ``benchmarks/project_copy.py``: the tests import nothing from there.)
+    """
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in ("pyproject.toml", ".telemetry"):
+        if (source / name).exists():
+            shutil.copy2(source / name, destination / name)
+    # Kedro checks that the source folder exists; the code itself is installed.
+    (destination / "src").mkdir(exist_ok=True)
+    shutil.copytree(source / "conf", destination / "conf", ignore=shutil.ignore_patterns("local"))
+    (destination / "conf" / "local").mkdir(exist_ok=True)
+    for layer in sorted((source / "data").iterdir()):
+        # The numbered layers only: not data/smoke or data/paper, which the
+        # developer's own runs of other environments leave behind.
+        if layer.is_dir() and layer.name[:2].isdigit():
+            (destination / "data" / layer.name).mkdir(parents=True, exist_ok=True)
+    return destination
 
 
 def stop_process_group(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
@@ -64,9 +104,7 @@ class MlflowServer:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.log = open(root / "server.log", "a")  # noqa: SIM115 - closed in stop()
-        # A developer's MLflow settings (tracking URI, experiment) are not the server's.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-        env.update(QUIET_ENV, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+        env = test_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
         self.process = subprocess.Popen(
             [
                 str(BIN / "mlflow"), "server",
@@ -134,14 +172,12 @@ def project_copy(tmp_path: Path) -> Path:
 
 
 def kedro_cli(project: Path, *args: str, timeout: float = 600, env: dict | None = None):
-    """Run the real ``kedro`` command in ``project``; returns the CompletedProcess."""
-    # A developer's own tracking server must not receive test runs.
-    run_env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    run_env.update(env or {})
+    """Run the real ``kedro`` command in ``project`` in :func:`test_env` (plus ``env``);
+    returns the CompletedProcess."""
     return subprocess.run(
         [KEDRO, *args],
         cwd=project,
-        env=run_env,
+        env=test_env(**(env or {})),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -11,7 +11,7 @@ import re
 import subprocess
 
 import pytest
-from conftest import KEDRO, copy_project
+from conftest import KEDRO, copy_project, test_env
 from kedro.io import DatasetError
 
 from activation_compare import cli
@@ -98,12 +98,10 @@ def test_the_project_errors_are_user_errors() -> None:
 
 
 def _kedro(project, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
-    run_env = {
-        k: v
-        for k, v in os.environ.items()
-        # The user's own choices, which these tests are about, are not inherited.
-        if k not in ("MLFLOW_TRACKING_URI", LOG_LEVEL_VARIABLE, cli.TRACEBACK_VARIABLE)
-    }
+    run_env = test_env()
+    # The user's own choices, which these tests are about, are not inherited
+    # (test_env drops cli.TRACEBACK_VARIABLE with the other ACTIVATION_COMPARE_* settings).
+    run_env.pop(LOG_LEVEL_VARIABLE, None)
     run_env.update(env or {})
     return subprocess.run(
         [KEDRO, "run", *args], cwd=project, env=run_env, capture_output=True, text=True, timeout=900

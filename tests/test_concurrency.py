@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -21,7 +20,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
-from conftest import KEDRO, copy_project, run_output
+from conftest import KEDRO, copy_project, run_output, test_env
 
 PROCESSES = 3
 MODELS = 2
@@ -75,8 +74,7 @@ _LOGGER_SCRIPT = textwrap.dedent(
 @pytest.mark.timeout(600)
 def test_processes_starting_together_on_a_new_sqlite_store_are_all_recorded(tmp_path):
     uri = f"sqlite:///{tmp_path / 'shared' / 'mlflow.db'}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true",
-           "KEDRO_DISABLE_TELEMETRY": "1"}
+    env = test_env(MLFLOW_TRACKING_URI=uri)
     script = tmp_path / "log_runs.py"
     script.write_text(_LOGGER_SCRIPT)
     start_at = time.time() + 20  # after every interpreter has imported MLflow and Kedro
@@ -105,19 +103,13 @@ def test_processes_starting_together_on_a_new_sqlite_store_are_all_recorded(tmp_
             assert steps == list(range(1, EPOCHS + 1)), (session, child.info.run_name)
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "KEDRO_ENV")}
-    env.update(KEDRO_DISABLE_TELEMETRY="1", MLFLOW_DISABLE_TELEMETRY="true", TF_CPP_MIN_LOG_LEVEL="2", COLUMNS="250")
-    return env
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_two_kedro_runs_at_once_on_one_project_both_finish_and_train_each_model_once(tmp_path):
     project = copy_project(tmp_path / "project")
     command = [KEDRO, "run", "--env", "smoke", "--pipeline=compare"]
     processes = [
-        subprocess.Popen(command, cwd=project, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(command, cwd=project, env=test_env(COLUMNS="250"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for _ in range(2)
     ]
     outputs = [p.communicate(timeout=800)[0] for p in processes]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import KEDRO, copy_project, logged_messages, run_output
+from conftest import KEDRO, copy_project, logged_messages, run_output, test_env
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
@@ -267,10 +267,7 @@ needs_mounts = pytest.mark.skipif(not _unshare_available(), reason="needs unshar
 
 
 def _kedro_in_namespace(project: Path, mount: str, *params: str) -> subprocess.CompletedProcess:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env.update(TF_CPP_MIN_LOG_LEVEL="2", KEDRO_DISABLE_TELEMETRY="1", MLFLOW_DISABLE_TELEMETRY="true", COLUMNS="250")
+    env = test_env(COLUMNS="250")
     command = " ".join([KEDRO, "run", "--env", "smoke", "--pipeline=compare", *params])
     return subprocess.run(
         ["unshare", "-m", "sh", "-c", f"{mount} && exec {command}"],

@@ -10,8 +10,10 @@ interpreter (ipykernel; nothing is downloaded or installed globally).
 
 from __future__ import annotations
 
+import base64
+import io
 import json
-import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import PROJECT_ROOT, copy_project, kedro_cli, run_output
+from conftest import PROJECT_ROOT, copy_project, kedro_cli, run_output, test_env
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -79,6 +81,19 @@ def _execute(workdir: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
     return notebook
 
 
+def _figures(notebook: nbformat.NotebookNode) -> list[str]:
+    """The texts drawn on each figure, as the notebook writes them into the PNG's "Description"."""
+    from PIL import Image
+
+    texts = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if "image/png" in output.get("data", {}):
+                image = Image.open(io.BytesIO(base64.b64decode(output["data"]["image/png"])))
+                texts.append(image.info.get("Description", ""))
+    return texts
+
+
 def _text(notebook: nbformat.NotebookNode) -> str:
     """Every text output (streams, text/plain, text/markdown, errors) of the executed notebook."""
     parts = []
@@ -118,14 +133,17 @@ def test_notebook_runs_on_the_latest_smoke_run(
     summary = json.loads(run_output(smoke_project / "data" / "smoke" / "08_reporting" / "comparison_summary.json").read_text())
     verdict = summary["comparisons"]["rrelu"]["verdict"]
     assert "95% CI [" in verdict and verdict in text
-    # Accuracy curves (two panels), confusion matrices, MLflow curves: rendered figures.
-    images = [
-        output
-        for cell in notebook.cells
-        for output in cell.get("outputs", [])
-        if "image/png" in output.get("data", {})
-    ]
-    assert len(images) >= 3
+    assert "rrelu − relu: 95% CI [" in text and " pts over 2 seeds" in text
+    # The pipeline's figures (overlay, a confusion matrix per model, the overlay from
+    # MLflow's metrics), each with the run's provenance footer and the SYNTHETIC DATA mark.
+    figures = _figures(notebook)
+    assert len(figures) == 1 + 4 + 1
+    for drawn in figures:
+        assert "SYNTHETIC DATA — not CIFAR-10" in drawn
+        assert "data: synthetic · environment: smoke" in drawn and "run's seeds 0,1" in drawn
+    assert "Train (dashed) and validation (solid) accuracy per activation" in figures[0]
+    assert "Confusion matrix: rrelu (seed 1)" in "\n".join(figures[1:5])
+    assert figures[5].count("MLflow: ") == 1
     # MLflow: the newest parent run and its four children, matching the files.
     assert "MLflow: parent run " in text and "4 model runs" in text
     assert "The MLflow run matches the files read above." in text
@@ -154,11 +172,7 @@ def test_readmes_command_leaves_an_html_page_to_open(smoke_project: Path, kernel
     notebooks = smoke_project / "notebooks"
     notebooks.mkdir(exist_ok=True)
     shutil.copy2(NOTEBOOK, notebooks / NOTEBOOK.name)
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in ("KEDRO_ENV", "ACTIVATION_COMPARE_PROJECT")},
-        **kernel_env,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{(smoke_project / 'mlflow.db').as_posix()}",
-    }
+    env = test_env(**kernel_env, MLFLOW_TRACKING_URI=f"sqlite:///{(smoke_project / 'mlflow.db').as_posix()}")
     jupyter = str(Path(sys.executable).with_name("jupyter"))
     done = subprocess.run(
         [jupyter, "nbconvert", "--to", "html", "--execute", f"--ExecutePreprocessor.kernel_name={KERNEL}",
@@ -196,3 +210,28 @@ def test_project_root_from_env_must_be_a_project(
         _execute(tmp_path / "notebooks", env, monkeypatch)
     assert error.value.ename == "FileNotFoundError"
     assert "is not a Kedro project" in error.value.evalue
+
+
+@pytest.mark.slow
+def test_with_one_seed_the_notebook_says_why_there_is_no_interval(
+    tmp_path: Path, kernel_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = copy_project(tmp_path / "project")
+    result = kedro_cli(project, "run", "--env", "smoke", "--pipeline=compare", "--params", "training.seeds=0")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    env = {**kernel_env, "KEDRO_ENV": "smoke", "MLFLOW_TRACKING_URI": f"sqlite:///{(project / 'mlflow.db').as_posix()}"}
+    notebook = _execute(project / "notebooks", env, monkeypatch)
+    text = _text(notebook)
+    assert "2 models: activations ['relu', 'rrelu'], seeds [0], 2 epochs" in text
+    assert "one seed: no interval; run several seeds" in text  # in the verdict table, not None
+    assert 'rrelu: one seed: no interval; run several seeds, e.g. `kedro run --pipeline=compare --params "training.seeds=0 1 2 3 4"`.' in text
+    plain = [  # Kedro's IPython extension colours reprs: without the colours
+        re.sub(r"\x1b\[[0-9;]*m", "", output.get("data", {}).get("text/plain", ""))
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+    ]
+    tables = [table for table in plain if "seeds (pairs)" in table]
+    assert len(tables) == 1 and "None" not in tables[0]
+    figures = _figures(notebook)
+    assert len(figures) == 1 + 2 + 1
+    assert all("SYNTHETIC DATA — not CIFAR-10" in drawn and "run's seeds 0 ·" in drawn for drawn in figures)

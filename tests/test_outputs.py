@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -26,17 +25,11 @@ import pytest
 
 import activation_compare.layers  # noqa: F401 - registers RReLU for loading
 from activation_compare.datasets.synthetic import SyntheticImageDataset
-from conftest import KEDRO, copy_project, kedro_cli
+from conftest import KEDRO, copy_project, kedro_cli, test_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 MODELS = ("relu_seed0", "rrelu_seed0")
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "KEDRO_ENV")}
-    env.update(KEDRO_DISABLE_TELEMETRY="1", MLFLOW_DISABLE_TELEMETRY="true", TF_CPP_MIN_LOG_LEVEL="2", COLUMNS="250")
-    return env
 
 
 def _together(project: Path, *params: str) -> list[str]:
@@ -44,7 +37,7 @@ def _together(project: Path, *params: str) -> list[str]:
     processes = [
         subprocess.Popen(
             [KEDRO, "run", "--env", "smoke", "--pipeline=compare", *(["--params", p] if p else [])],
-            cwd=project, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=project, env=test_env(COLUMNS="250"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         for p in params
     ]
@@ -132,14 +125,14 @@ def _digests(folder: Path) -> dict[str, str]:
 def test_a_smoke_run_leaves_every_file_of_a_default_run_unchanged(project_copy):
     # The default environment with the smoke run's data (synthetic, 600/200 images), so it is quick.
     result = kedro_cli(project_copy, "run", "--pipeline=compare", "--params",
-                       "data.source=synthetic,training.epochs=2", env=_env())
+                       "data.source=synthetic,training.epochs=2", env={"COLUMNS": "250"})
     assert result.returncode == 0, result.stderr[-5000:]
     data = project_copy / "data"
     before = _digests(data)
     assert any(name.startswith("06_models/checkpoints/relu_seed0/") for name in before)
     assert any(name.startswith("08_reporting/comparison.csv/") for name in before)
 
-    result = kedro_cli(project_copy, "run", "--env", "smoke", "--pipeline=compare", env=_env())
+    result = kedro_cli(project_copy, "run", "--env", "smoke", "--pipeline=compare", env={"COLUMNS": "250"})
     assert result.returncode == 0, result.stderr[-5000:]
     after = _digests(data)
     assert {k: v for k, v in after.items() if not k.startswith("smoke/")} == before

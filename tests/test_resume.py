@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
 import subprocess
 import time
@@ -36,7 +35,7 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
 import activation_compare.layers  # noqa: F401 - registers RReLU for loading
-from conftest import KEDRO, copy_project, run_output
+from conftest import KEDRO, copy_project, run_output, test_env
 
 EPOCHS = 8  # room for the kills to land mid-training, even with fast (bfloat16) epochs
 ARGS = ("run", "--env", "smoke", "--pipeline=compare", "--params", f"training.epochs={EPOCHS}")
@@ -47,23 +46,11 @@ OUTPUTS = Path("data/smoke")  # conf/smoke/globals.yml
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "KEDRO_ENV")}
-    env.update(
-        DO_NOT_TRACK="1",
-        KEDRO_DISABLE_TELEMETRY="1",
-        MLFLOW_DISABLE_TELEMETRY="true",
-        TF_CPP_MIN_LOG_LEVEL="2",
-        COLUMNS="250",  # Kedro's rich log lines unwrapped, for the assertions on them
-    )
-    return env
-
-
 def _start(project: Path, name: str) -> tuple[subprocess.Popen, Path]:
     log = project / f"{name}.log"
     handle = open(log, "w")  # noqa: SIM115 - closed by the child's exit
     process = subprocess.Popen(
-        [KEDRO, *ARGS], cwd=project, env=_env(), stdout=handle, stderr=subprocess.STDOUT
+        [KEDRO, *ARGS], cwd=project, env=test_env(COLUMNS="250"), stdout=handle, stderr=subprocess.STDOUT
     )
     handle.close()
     return process, log
@@ -138,7 +125,7 @@ def chain(tmp_path_factory):
     facts["relu_weights_after_2"] = keras.saving.load_model(_latest(project, "06_models/relu_seed0.keras")).get_weights()
 
     # 3. Same command, to the end.
-    result = subprocess.run([KEDRO, *ARGS], cwd=project, env=_env(), capture_output=True, text=True, timeout=600)
+    result = subprocess.run([KEDRO, *ARGS], cwd=project, env=test_env(COLUMNS="250"), capture_output=True, text=True, timeout=600)
     facts["rc3"] = result.returncode
     facts["log3"] = result.stdout + result.stderr
     facts["relu_after_3"] = {

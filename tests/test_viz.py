@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import KEDRO, copy_project, kedro_cli
+from conftest import KEDRO, copy_project, kedro_cli, test_env
 
 # Real CLIs in subprocesses (README, Tests).
 pytestmark = pytest.mark.slow
@@ -198,7 +198,7 @@ def test_kedro_viz_run_with_env_and_hooks_shows_that_environments_activations(tm
     expected = set(paper["compare"]["activations"])
     assert len(expected) == 5
     saved = tmp_path / "viz"
-    env = {**{k: v for k, v in os.environ.items() if k != "KEDRO_ENV"}, **OFFLINE}
+    env = test_env(**OFFLINE)
     del env["KEDRO_ENV"]  # the environment comes from --env alone
     log = tmp_path / "viz.log"
     with log.open("w") as output:

@@ -6,19 +6,13 @@ The MLflow server they report to is the session's (``mlflow_server`` in tests/co
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from conftest import BIN, QUIET_ENV, stop_process_group
-
-
-def _environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DASK_", "KEDRO_ENV"))}
-    return {**env, **QUIET_ENV}
+from conftest import BIN, stop_process_group, test_env
 
 
 class DaskCluster:
@@ -51,7 +45,7 @@ class DaskCluster:
         self.logs.append(log)
         return subprocess.Popen(
             [str(BIN / "dask"), *args], stdout=log, stderr=subprocess.STDOUT,
-            env=_environment(), start_new_session=True,
+            env=test_env(), start_new_session=True,
         )
 
     def log(self, name: str) -> str:

@@ -6,14 +6,13 @@ README's "Scale out" starts them; smoke data, 2 epochs.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
 import time
 
 import pytest
-from conftest import KEDRO, copy_project, kedro_cli
+from conftest import KEDRO, copy_project, kedro_cli, test_env
 
 pytestmark = pytest.mark.slow
 
@@ -114,8 +113,7 @@ def test_a_worker_killed_mid_training_does_not_fail_the_run(tmp_path, dask_clust
 
 
 def _start(project, server, cluster, epochs: int, experiment: str = "killed"):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DASK_"))}
-    env.update(
+    env = test_env(
         MLFLOW_TRACKING_URI=server.url, MLFLOW_EXPERIMENT_NAME=experiment,
         DASK_SCHEDULER_ADDRESS=cluster.address,
     )

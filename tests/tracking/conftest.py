@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import BIN, PROJECT_ROOT, QUIET_ENV, MlflowServer, copy_project
+from conftest import BIN, PROJECT_ROOT, MlflowServer, copy_project, kedro_cli, test_env
 
 SMOKE_EXPERIMENT = "activation-compare-smoke"
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s")
@@ -30,20 +30,6 @@ CIFAR10_CLASSES = (
 
 
 # --- project copies and runs ------------------------------------------------------
-
-
-def kedro_cli(project: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600):
-    """The real ``kedro`` command in ``project``, without the developer's MLflow settings."""
-    run_env = {
-        k: v for k, v in os.environ.items()
-        if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "KEDRO_ENV")
-    }
-    run_env.update(QUIET_ENV)
-    run_env.update(env or {})
-    return subprocess.run(
-        [str(BIN / "kedro"), *args],
-        cwd=project, env=run_env, capture_output=True, text=True, timeout=timeout,
-    )
 
 
 def run_session(
@@ -304,8 +290,7 @@ def run_fake_in_parallel_in_a_new_interpreter(
     """
     arguments = json.dumps([str(project), session_id, activations, seeds])
     script = f"import tracking.conftest as helpers; helpers._fake_parallel_main({arguments!r})"
-    env = {**os.environ, **QUIET_ENV, "MLFLOW_TRACKING_URI": store, "PYTHONPATH": os.pathsep.join(
-        [str(PROJECT_ROOT / "tests"), str(PROJECT_ROOT)])}
+    env = test_env(MLFLOW_TRACKING_URI=store, PYTHONPATH=os.pathsep.join([str(PROJECT_ROOT / "tests"), str(PROJECT_ROOT)]))
     result = subprocess.run([sys.executable, "-c", script], cwd=project, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]

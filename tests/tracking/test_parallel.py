@@ -16,6 +16,7 @@ import subprocess
 import time
 
 import pytest
+from conftest import test_env
 from mlflow import MlflowClient
 
 
@@ -98,9 +99,7 @@ def test_a_killed_parallel_run_is_continued_by_the_rerun(tmp_path, tracking):
     epochs = 12  # room for the kill to land mid-training, even with fast (bfloat16) epochs
     params = ("--params", f"training.epochs={epochs}")
     uri = f"sqlite:///{project / 'mlflow.db'}"
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "KEDRO_ENV")}
-    env.update({"DO_NOT_TRACK": "1", "KEDRO_DISABLE_TELEMETRY": "1", "MLFLOW_DISABLE_TELEMETRY": "true",
-                "TF_CPP_MIN_LOG_LEVEL": "2"})
+    env = test_env()
     log = open(tmp_path / "killed.log", "w")  # noqa: SIM115
     process = subprocess.Popen(
         [str(tracking.BIN / "kedro"), *PARALLEL, *params],

@@ -19,7 +19,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import stop_process_group
+from conftest import stop_process_group, test_env
 
 SMOKE_RRELU = "activation-compare-smoke-rrelu"
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -98,11 +98,9 @@ def test_the_pyfunc_model_takes_pixels_0_to_255_and_answers_class_names(scratch_
 
 
 def _serve(tracking, uri: str, model_uri: str, port: int, log_path):
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_EXPERIMENT_NAME"}
-    env.update({"MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1",
-                "TF_CPP_MIN_LOG_LEVEL": "2", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-                # The server runs `uvicorn` from PATH, as `uv run` or an activated .venv provides it.
-                "PATH": f"{tracking.BIN}{os.pathsep}{env.get('PATH', '')}"})
+    env = test_env(MLFLOW_TRACKING_URI=uri, MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false")
+    # The server runs `uvicorn` from PATH, as `uv run` or an activated .venv provides it.
+    env["PATH"] = f"{tracking.BIN}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.Popen(
         [str(tracking.BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
          "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],

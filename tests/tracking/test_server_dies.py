@@ -37,13 +37,6 @@ COMMAND = (
 )
 
 
-def _env(url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_EXPERIMENT_NAME", "KEDRO_ENV")}
-    env.update({"MLFLOW_TRACKING_URI": url, "DO_NOT_TRACK": "1", "KEDRO_DISABLE_TELEMETRY": "1",
-                "MLFLOW_DISABLE_TELEMETRY": "true", "TF_CPP_MIN_LOG_LEVEL": "2"})
-    return env
-
-
 def _logged_loss(client: MlflowClient, experiment: str) -> int:
     """The highest epoch any run of the experiment has logged (0 while there is none)."""
     exp = client.get_experiment_by_name(experiment)
@@ -86,7 +79,7 @@ def test_a_server_that_dies_mid_run_loses_nothing_and_the_rerun_continues_the_ru
     server = tracking.MlflowServer(root)
     log = tmp_path / "first.log"
     try:
-        env = _env(server.url)
+        env = test_env(MLFLOW_TRACKING_URI=server.url)
         with open(log, "w") as handle:
             process = subprocess.Popen(
                 [str(tracking.BIN / "kedro"), *COMMAND], cwd=project, env=env,

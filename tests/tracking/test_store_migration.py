@@ -13,7 +13,6 @@ is left and the history is kept.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
-from conftest import QUIET_ENV
+from conftest import test_env
 
 from activation_compare.private_apis import mlflow_migrate_schema, mlflow_schema_head
 from activation_compare.tracking import TrackingSettings
@@ -176,9 +175,7 @@ def test_later_errors_on_a_sqlite_store_name_the_file_not_a_server(tmp_path):
 
 
 def _race(path: Path, offset_s: float) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
-    env.update(QUIET_ENV)
-    run = dict(env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = dict(env=test_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     project = subprocess.Popen([sys.executable, "-c", PROJECT_OPENS, _uri(path)], **run)
     time.sleep(offset_s)
     other = subprocess.Popen([sys.executable, "-c", MLFLOW_OPENS, _uri(path)], **run)
