@@ -11,6 +11,7 @@ configuration before the pipelines are built.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,75 @@ def check_environment_outputs(env: str | None, globals_: dict[str, Any]) -> None
     )
 
 
+class NonLocalStorageError(UserError):
+    """An output or checkpoint path on object storage (``s3://``, ``gs://``, ``abfs://`` …)."""
+
+
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_LOCAL_ONLY = (
+    "Outputs, checkpoints and caches must be on a local or shared POSIX filesystem: the "
+    "project writes them through local paths, locks checkpoint folders with flock and moves "
+    "every file into place with os.replace; object storage (s3://, gs://, abfs:// …) is not "
+    "supported.\nTo scale out, use a shared filesystem every worker mounts at the same path "
+    "(NFS or a cluster file system), e.g. paths.outputs: /mnt/shared/activation-compare "
+    "(docs/scale-out.md)."
+)
+
+
+def _url_scheme(value: Any) -> str | None:
+    match = _URL_SCHEME.match(value) if isinstance(value, str) else None
+    return match.group(1) if match else None
+
+
+def check_local_paths(globals_: dict[str, Any], env: str | None = None) -> None:
+    """Refuse ``paths.outputs`` or ``paths.inputs`` (caches) that is a URL, before anything runs."""
+    paths = globals_.get("paths") or {}
+    where = f"conf/{env}/globals.yml" if env not in _DEFAULT_ENVIRONMENTS else "globals.yml"
+    for key in ("outputs", "inputs"):
+        scheme = _url_scheme(paths.get(key))
+        if scheme:
+            raise NonLocalStorageError(
+                f"paths.{key}={paths[key]!r} ({where}) is a {scheme}:// URL, not a local "
+                f"path; expected a folder such as data or /mnt/shared/activation-compare.\n"
+                f"{_LOCAL_ONLY}"
+            )
+
+
+def _dataset_config(catalog: Any, name: str) -> dict[str, Any]:
+    """A dataset's catalog entry (patterns resolved), without building the dataset."""
+    try:
+        config = catalog.config_resolver.resolve_pattern(name)
+    except Exception:  # noqa: BLE001 - Kedro reports unknown datasets itself
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def check_local_outputs(pipeline: Any, catalog: Any) -> None:
+    """Refuse, before the run, an output or checkpoint entry whose path is a URL.
+
+    Read from the catalog's entries, so a dataset whose filesystem package (s3fs,
+    gcsfs, adlfs) is missing is refused with this message rather than an import error.
+    """
+    outputs = set(pipeline.all_outputs())
+    remote = []
+    for name in sorted(pipeline.datasets()):
+        config = _dataset_config(catalog, name)
+        is_checkpoints = str(config.get("type", "")).endswith("CheckpointsDataset")
+        if name not in outputs and not is_checkpoints:
+            continue
+        for key in ("filepath", "path"):
+            scheme = _url_scheme(config.get(key))
+            if scheme:
+                remote.append(f"  - {name}: {key}={config[key]!r} ({scheme}://)")
+    if remote:
+        shown = "\n".join(remote[:10])
+        more = f"\n  … and {len(remote) - 10} more" if len(remote) > 10 else ""
+        raise NonLocalStorageError(
+            f"{len(remote)} output or checkpoint path(s) in the catalog are not local:\n"
+            f"{shown}{more}\n{_LOCAL_ONLY}"
+        )
+
+
 def _trains_from_source(pipeline: Any) -> bool:
     """Whether the pipeline reads the image source and trains on what it makes of it."""
     datasets = pipeline.datasets()
@@ -137,6 +207,7 @@ class ProjectHooks:
     def after_context_created(self, context: KedroContext) -> None:
         # Fails fast, naming every bad parameter, before a byte of data is read.
         check_environment_outputs(context.env, context.config_loader["globals"])
+        check_local_paths(context.config_loader["globals"], context.env)
         self._parameters = validate_parameters(context.config_loader["parameters"])
         # Kedro caches the registered pipelines per process; a second session in
         # the same process (tests, notebooks) may have other activations or seeds.
@@ -145,6 +216,7 @@ class ProjectHooks:
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         # tryfirst: before the MLflow hook opens runs for a pipeline that cannot run.
+        check_local_outputs(pipeline, catalog)
         if self._parameters is not None and _trains_from_source(pipeline):
             # The batch against the source's known size (CIFAR-10's 50,000, a synthetic
             # n_train, a listed folder), as the other parameter errors: before the run.
