@@ -1,7 +1,8 @@
 """MLflow tracking of real smoke ``compare`` runs: the run tree, live metrics, failures, reruns.
 
 Smoke runs are the expensive part (TensorFlow), so one CLI run is shared by
-the structure assertions (module fixture), and the other runs happen in this
+the structure assertions and the checks of its Kedro outputs (module fixture; the
+smoke compare through the CLI runs once in the suite), and the other runs happen in this
 process (no second TensorFlow start-up): a rerun, a failing run, an
 interrupted run, and a run against a real ``mlflow server``.
 """
@@ -21,11 +22,14 @@ from mlflow import MlflowClient
 
 import activation_compare.layers  # noqa: F401 - registers RReLU for keras.saving
 from activation_compare import training_events
+from conftest import run_output
 
 # Real smoke runs (TensorFlow training, the kedro CLI, an mlflow server).
 pytestmark = pytest.mark.slow
 
 ACTIVATIONS = ("relu", "rrelu")
+# The smoke environment's outputs (conf/smoke/globals.yml); each file is a Kedro version.
+SMOKE = "data/smoke"
 EPOCHS = 2  # conf/smoke/parameters.yml
 
 
@@ -150,6 +154,39 @@ def test_tracking_is_quiet_on_the_console(cli_run):
     for noise in ("Creating initial MLflow database tables", "alembic", "Uploading artifacts",
                   "Failed to resolve installed pip version", "mlflow.utils"):
         assert noise not in output
+
+
+def test_cli_compare_writes_the_report(cli_run):
+    """The Kedro outputs of the shared CLI run (read at its own version: the rerun below adds one)."""
+    project, version = cli_run["project"], cli_run["run_id"]
+    reporting = project / SMOKE / "08_reporting"
+    table = pd.read_csv(run_output(reporting / "comparison.csv", version))
+    assert set(table["activation"]) == set(ACTIVATIONS)
+    assert table["seed"].tolist() == [0, 0]
+    assert (table["parameter_count"] == 42442).all()
+    assert table["test_accuracy"].between(0, 1).all()
+    assert run_output(reporting / "accuracy_curves.png", version).stat().st_size > 10_000
+    markdown = run_output(reporting / "comparison.md", version).read_text()
+    assert "| relu" in markdown and "| rrelu" in markdown
+    summary = json.loads(run_output(reporting / "comparison_summary.json", version).read_text())
+    assert "single seed" in summary["comparisons"]["rrelu"]["verdict"]
+    # Nothing of the smoke run lands in the default environment's outputs.
+    assert not [p for p in (project / "data").rglob("*") if p.is_file() and SMOKE not in str(p)]
+
+
+def test_cli_compare_saves_models_that_reload(cli_run):
+    project, version = cli_run["project"], cli_run["run_id"]
+    for activation in ACTIVATIONS:
+        outputs = project / SMOKE
+        path = run_output(outputs / "06_models" / f"{activation}_seed0.keras", version)
+        model = keras.saving.load_model(path, safe_mode=True)
+        assert model.count_params() == 42442
+        history = pd.read_csv(run_output(outputs / "07_model_output" / f"{activation}_seed0_history.csv", version))
+        assert history["epoch"].tolist() == [1, 2]  # epochs are numbered from 1
+        report = json.loads(run_output(outputs / "07_model_output" / f"{activation}_seed0_report.json", version).read_text())
+        assert report["best_epoch"] in (1, 2)
+        assert set(report["per_class_accuracy"]) == set(report["class_names"])
+        assert np.asarray(report["confusion_matrix"]).sum() == 200
 
 
 def test_rerun_makes_new_runs_and_keeps_earlier_artifacts(cli_run, tracking, monkeypatch):
