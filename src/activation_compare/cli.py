@@ -14,13 +14,17 @@ is a bug and keeps its traceback. ``--verbose`` (``-v``) or
 
 from __future__ import annotations
 
+import copy
 import os
+from pathlib import Path
 from typing import Any
 
 import click
+import yaml
+from kedro.config import MissingConfigException
 from kedro.framework.cli.project import run as kedro_run
 
-from activation_compare.errors import find_user_error
+from activation_compare.errors import UserError, find_user_error
 
 TRACEBACK_VARIABLE = "ACTIVATION_COMPARE_TRACEBACK"
 EXIT_USER_ERROR = 1
@@ -45,6 +49,50 @@ def user_error_block(error: BaseException) -> str:
     )
 
 
+class EnvironmentNotFoundError(UserError):
+    """``--env`` (or ``KEDRO_ENV``) names no folder of the configuration."""
+
+
+def _missing_environment(error: BaseException, kwargs: dict[str, Any]) -> UserError | None:
+    """Kedro's "configuration path does not exist" for an ``--env``, as one message."""
+    env = kwargs.get("env") or os.environ.get("KEDRO_ENV")
+    if not env or not isinstance(error, MissingConfigException):
+        return None
+    if "Given configuration path either does not exist" not in str(error):
+        return None
+    conf = Path(kwargs.get("conf_source") or "conf")
+    try:
+        known = sorted(p.name for p in conf.iterdir() if p.is_dir() and p.name != "base")
+    except OSError:
+        known = []
+    return EnvironmentNotFoundError(
+        f"--env {env}: there is no configuration folder {conf / str(env)}; expected one of "
+        f"the environments in {conf}/: {', '.join(known) or '(none)'}, or none for the default"
+    )
+
+
+def _plain_values(option: click.Parameter) -> click.Parameter:
+    """``option`` (--params, --runner-params) refusing YAML tags and aliases in one line."""
+    parse = option.callback
+    if parse is None:
+        return option
+
+    def parse_plain(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        try:
+            return parse(ctx, param, value)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise click.BadParameter(
+                f"{value!r}: {problem}. YAML tags (!!python/…, !tag) and aliases (*name, "
+                "&name) are not allowed; expected plain values, e.g. "
+                "'training.epochs=3,data.path=images'"
+            ) from None
+
+    plain = copy.copy(option)
+    plain.callback = parse_plain
+    return plain
+
+
 @click.group(name="activation-compare")
 def cli() -> None:
     """Commands of the activation-compare project (they replace Kedro's of the same name)."""
@@ -58,7 +106,7 @@ def _run(verbose: bool, **kwargs: Any) -> Any:
     try:
         return kedro_run.callback(**kwargs)  # type: ignore[misc]
     except Exception as error:
-        user_error = find_user_error(error)
+        user_error = find_user_error(error) or _missing_environment(error, kwargs)
         if user_error is None or wants_traceback(verbose):
             raise
         click.echo(user_error_block(user_error), err=True)
@@ -69,7 +117,10 @@ run = click.Command(
     name="run",
     callback=_run,
     params=[
-        *kedro_run.params,
+        *(
+            _plain_values(option) if option.name in ("params", "runner_params") else option
+            for option in kedro_run.params
+        ),
         click.Option(
             ["--verbose", "-v"],
             is_flag=True,

@@ -185,6 +185,10 @@ class Cifar10BinaryDataset(AbstractDataset[None, ImageSplits]):
         """50,000 for the official archive; None for another (e.g. a test's) archive."""
         return CIFAR10_TRAIN_IMAGES if self._md5 == CIFAR10_MD5 else None
 
+    def class_count(self) -> int | None:
+        """10 for the official archive; None for another (e.g. a test's) archive."""
+        return 10 if self._md5 == CIFAR10_MD5 else None
+
     def _exists(self) -> bool:
         """Whether the archive is on disk (a missing default archive is downloaded on load)."""
         return self.archive.is_file()

@@ -168,6 +168,13 @@ class ImageFolderDataset(AbstractDataset[None, ImageSplits]):
         key, cache_file = self._cache_key("archive", _archive_fingerprint(self._path))
         return None if cache_file is None else _cache.cached_train_count(cache_file, key)
 
+    def class_count(self) -> int | None:
+        """The class folders of a folder (listed); None for an archive (only a load tells)."""
+        if not self._path.is_dir():
+            return None
+        files, dirs, _ = self._scan_folder(self._path)
+        return len(find_layout(files, dirs, self._where).class_names)
+
     def _cache_key(self, kind: str, fingerprint: str) -> tuple[str, Path | None]:
         """The cache key of the source as it is now, and its cache file (None: no cache)."""
         key = f"image_folder {kind} {self._path} {fingerprint}"

@@ -109,6 +109,11 @@ class ImageSourceDataset(AbstractDataset[None, ImageSplits]):
         """
         return self._dataset.train_images()
 
+    def class_count(self) -> int | None:
+        """How many classes the source has, when that is known without loading it."""
+        count = getattr(self._dataset, "class_count", None)
+        return count() if callable(count) else None
+
     def save(self, data: ImageSplits) -> None:
         raise ReadOnlyDatasetError(
             f"{type(self).__name__} is read-only: it loads data.source={self._source!r} and "

@@ -86,6 +86,10 @@ class SyntheticImageDataset(AbstractDataset[None, ImageSplits]):
         """How many training images a load gives (checked against the batch size early)."""
         return self._n_train
 
+    def class_count(self) -> int:
+        """CIFAR-10's 10 classes (checked against data.limit_* early)."""
+        return _N_CLASSES
+
     def save(self, data: ImageSplits) -> None:
         raise ReadOnlyDatasetError(f"{type(self).__name__} is read-only: it generates images")
 

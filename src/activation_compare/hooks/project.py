@@ -21,7 +21,12 @@ from kedro.framework.project import pipelines as project_pipelines
 
 from activation_compare.errors import UserError
 from activation_compare.identity import TRAIN_SET, ComparePlan
-from activation_compare.params import ProjectParameters, check_batch_size, validate_parameters
+from activation_compare.params import (
+    ProjectParameters,
+    check_batch_size,
+    check_subsample,
+    validate_parameters,
+)
 from activation_compare.storage import check_writable
 from activation_compare.training_state.dataset import CheckpointsDataset
 
@@ -217,6 +222,9 @@ class ProjectHooks:
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         # tryfirst: before the MLflow hook opens runs for a pipeline that cannot run.
         check_local_outputs(pipeline, catalog)
+        if self._parameters is not None and "raw_images" in pipeline.datasets():
+            # data.limit_* against the source's class count, before a byte is loaded.
+            check_subsample(self._parameters, catalog.get("raw_images").class_count())
         if self._parameters is not None and _trains_from_source(pipeline):
             # The batch against the source's known size (CIFAR-10's 50,000, a synthetic
             # n_train, a listed folder), as the other parameter errors: before the run.

@@ -31,6 +31,7 @@ from .schema import (
 from .validation import (
     InvalidParametersError,
     check_batch_size,
+    check_subsample,
     training_images,
     validate_parameters,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "TrainingParams",
     "TuningParams",
     "check_batch_size",
+    "check_subsample",
     "training_images",
     "validate_parameters",
 ]

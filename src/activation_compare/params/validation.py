@@ -114,6 +114,36 @@ def training_images(
     return images - round(images * data.validation_split)
 
 
+def subsample_problems(data: Any, classes: int) -> list[str]:
+    """``data.limit_train``/``data.limit_test`` below the class count, one line each."""
+    problems = []
+    for split in ("train", "test"):
+        limit = getattr(data, f"limit_{split}")
+        if limit is not None and limit < classes:
+            problems.append(
+                f"  - data.limit_{split} = {limit}: smaller than the {classes} classes of "
+                f"data.source={data.source!r}; a stratified subsample keeps at least one image "
+                f"per class, so expected at least {classes} (or null for every image)"
+            )
+    return problems
+
+
+def check_subsample(params: ProjectParameters, classes: int | None) -> None:
+    """Refuse, before anything is loaded, a ``data.limit_*`` below the source's class count.
+
+    Args:
+        params: the run's validated parameters.
+        classes: the source's class count when known without loading it
+            (``ImageSourceDataset.class_count()``), else None.
+    """
+    problems = [] if classes is None else subsample_problems(params.data, classes)
+    if problems:
+        raise InvalidParametersError(
+            f"Invalid parameters ({len(problems)}):\n" + "\n".join(problems) + "\n"
+            + _WHERE_PARAMETERS_LIVE
+        )
+
+
 def check_batch_size(params: ProjectParameters, source_images: int | None) -> None:
     """Refuse, before the run, a batch larger than the training set the run will have.
 

@@ -21,6 +21,7 @@ task any other way), so no model goes on training for a run that has ended.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from typing import Any
 
@@ -44,6 +45,41 @@ class SchedulerLostError(UserError, RuntimeError):
     """The run lost its Dask scheduler; what finished is saved and checkpoints are kept."""
 
 
+class RunnerParamsError(UserError, ValueError):
+    """``--runner-params`` the DaskRunner cannot use (refused before anything runs)."""
+
+
+# scheme://host:port or host:port (Dask adds tcp://), e.g. tcp://10.0.0.1:8786.
+_ADDRESS = re.compile(
+    r"^(?:[A-Za-z][A-Za-z0-9+.-]*://)?(?:\[[0-9A-Fa-f:.]+\]|[^\s/:\[\]]+):\d{1,5}/?$"
+)
+
+
+def check_runner_params(address: Any, n_workers: Any) -> None:
+    """Refuse a worker count that is not a whole number >= 1, or an address without a port."""
+    problems = []
+    if n_workers is not None and (
+        isinstance(n_workers, bool)
+        or not isinstance(n_workers, (int, str))
+        or not str(n_workers).strip().isdigit()
+        or int(n_workers) < 1
+    ):
+        problems.append(
+            f"  - n_workers = {n_workers!r}: expected a whole number of at least 1 (the "
+            "LocalCluster's worker processes), e.g. --runner-params n_workers=2"
+        )
+    if address is not None and not (isinstance(address, str) and _ADDRESS.match(address)):
+        problems.append(
+            f"  - address = {address!r}: expected a Dask scheduler address, "
+            "[scheme://]host:port, e.g. --runner-params address=tcp://127.0.0.1:8786"
+        )
+    if problems:
+        raise RunnerParamsError(
+            f"Invalid --runner-params for the DaskRunner ({len(problems)}):\n"
+            + "\n".join(problems)
+        )
+
+
 class DaskRunner(AbstractRunner):
     """Run a Kedro pipeline on a Dask cluster, one task per trained model.
 
@@ -62,8 +98,7 @@ class DaskRunner(AbstractRunner):
         self, address: str | None = None, n_workers: int | None = None, is_async: bool = False
     ) -> None:
         super().__init__(is_async=is_async)
-        if n_workers is not None and int(n_workers) < 1:
-            raise ValueError(f"DaskRunner n_workers must be at least 1, got {n_workers!r}")
+        check_runner_params(address, n_workers)
         self._address = address
         self._n_workers = int(n_workers) if n_workers is not None else None
 

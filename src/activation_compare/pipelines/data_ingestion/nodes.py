@@ -7,7 +7,7 @@ import logging
 import numpy as np
 
 from activation_compare.datasets.types import ImageSplits, LabelledImages
-from activation_compare.params import DataParams
+from activation_compare.params import DataParams, InvalidParametersError
 
 logger = logging.getLogger(__name__)
 
@@ -24,10 +24,12 @@ def stratified_subsample(
     if limit is None or limit >= n:
         return data
     classes, counts = np.unique(data.labels, return_counts=True)
-    if limit < len(classes):
-        raise ValueError(
-            f"data.limit_{split}={limit} is smaller than the {len(classes)} classes of "
-            f"the {split} split; a stratified subsample needs at least one image per class"
+    if limit < len(classes):  # checked before loading where the class count is known
+        raise InvalidParametersError(
+            "Invalid parameters (1):\n"
+            f"  - data.limit_{split}={limit} is smaller than the {len(classes)} classes of "
+            f"the {split} split; a stratified subsample keeps at least one image per class, "
+            f"so expected at least {len(classes)} (or null for every image)"
         )
     rng = np.random.default_rng(seed)
     exact = counts * (limit / n)
