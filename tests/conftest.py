@@ -4,6 +4,7 @@ and the real processes the tests start (the ``kedro`` CLI, an ``mlflow server``)
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -208,6 +209,48 @@ def run_output(path: Path, version: str | None = None) -> Path:
         assert versions, f"no version of {path}"
         version = versions[-1]
     return path / version / path.name
+
+
+def saved_output(project: Path, run_id: str, relative: str) -> Path:
+    """The file a Kedro run saved at ``<relative>/<run id>/<name>`` under any environment's data/."""
+    name = Path(relative).name
+    found = sorted(project.glob(f"data/**/{relative}/{run_id}/{name}"))
+    assert len(found) == 1, (relative, run_id, found)
+    return found[0]
+
+
+def run_session(project: Path, runtime_params: dict | None = None, pipeline: str = "compare") -> str:
+    """One in-process ``KedroSession`` run in the smoke env; returns its session id.
+
+    The session id (Kedro's run id, tag ``kedro.run_id``) is stored on the
+    exception as ``session_id`` when the run raises.
+    """
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project, env="smoke", runtime_params=runtime_params) as session:
+        try:
+            session.run(pipeline_names=[pipeline])
+        except BaseException as exc:
+            exc.session_id = session.store["session_id"]
+            raise
+        return session.store["session_id"]
+
+
+def metric_steps(client, run_id: str, key: str) -> list[int]:
+    """The steps (epochs) an MLflow run logged ``key`` at, sorted."""
+    return sorted(m.step for m in client.get_metric_history(run_id, key))
+
+
+def checkpoint_state(folder: Path) -> dict:
+    """A checkpoint folder's committed record (``state.json``)."""
+    return json.loads((folder / "state.json").read_text())
+
+
+def checkpoint_folders(root: Path) -> list[Path]:
+    """The checkpoint folders under ``root`` (one per training fingerprint) that hold a record."""
+    return sorted(p for p in root.iterdir() if (p / "state.json").is_file()) if root.is_dir() else []
 
 
 class _Messages(logging.Filter):

@@ -6,7 +6,6 @@ Everything is generated in ``tmp_path``; nothing touches the network beyond
 
 from __future__ import annotations
 
-import hashlib
 import http.server
 import io
 import tarfile
@@ -18,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+from activation_compare.datasets._download import file_md5
 
 # Written out from the official batches.meta.txt rather than imported from
 # datasets.types, so a wrong class list in the package cannot pass its own tests.
@@ -53,10 +54,6 @@ class CifarArchive:
     def overrides(self) -> dict[str, object]:
         """The md5/size arguments that make this archive the expected one."""
         return {"md5": self.md5, "size": self.size}
-
-
-def file_md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
 
 
 def records_of(images: np.ndarray, labels: np.ndarray) -> bytes:

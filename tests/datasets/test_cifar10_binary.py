@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import tarfile
@@ -22,10 +21,7 @@ from activation_compare.datasets import (
     CorruptArchiveError,
     UnsafeArchiveError,
 )
-
-
-def md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+from activation_compare.datasets._download import file_md5
 
 
 def load(archive, **kwargs):  # type: ignore[no-untyped-def]
@@ -110,7 +106,7 @@ def test_truncated_archive(tmp_path, make_cifar_archive) -> None:  # type: ignor
     cut = tmp_path / "cut.tar.gz"
     cut.write_bytes(archive.path.read_bytes()[: archive.size // 2])
     # The checksums of the cut file itself, so that parsing is reached.
-    dataset = Cifar10BinaryDataset(archive_path=str(cut), md5=md5(cut), size=cut.stat().st_size)
+    dataset = Cifar10BinaryDataset(archive_path=str(cut), md5=file_md5(cut), size=cut.stat().st_size)
     with pytest.raises(CorruptArchiveError) as info:
         dataset.load()
     assert str(cut) in str(info.value) and "corrupt or truncated" in str(info.value)
@@ -166,7 +162,7 @@ def test_unsafe_member(tmp_path, name, kind) -> None:  # type: ignore[no-untyped
         info.type = kind
         info.linkname = "/etc/passwd" if kind == tarfile.SYMTYPE else ""
         tar.addfile(info, io.BytesIO(b""))
-    dataset = Cifar10BinaryDataset(archive_path=str(path), md5=md5(path), size=path.stat().st_size)
+    dataset = Cifar10BinaryDataset(archive_path=str(path), md5=file_md5(path), size=path.stat().st_size)
     with pytest.raises(UnsafeArchiveError, match="Refusing archive"):
         dataset.load()
 

@@ -10,7 +10,6 @@ real CLI inside a private mount namespace to get a genuinely full / read-only di
 from __future__ import annotations
 
 import errno
-import json
 import shutil
 import subprocess
 import time
@@ -18,7 +17,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import KEDRO, copy_project, logged_messages, run_output, test_env
+from conftest import (
+    KEDRO,
+    checkpoint_folders,
+    checkpoint_state,
+    copy_project,
+    logged_messages,
+    run_output,
+    run_session,
+    test_env,
+)
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
@@ -78,20 +86,6 @@ def test_check_writable_lists_every_bad_folder(tmp_path):
 # --- the pipeline, in this process ----------------------------------------------------------------
 
 
-def _session(project: Path, runtime_params: dict):
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
-
-    bootstrap_project(project)
-    with KedroSession.create(project_path=project, env="smoke", runtime_params=runtime_params) as session:
-        try:
-            session.run(pipeline_names=["compare"])
-        except BaseException as exc:
-            exc.session_id = session.store["session_id"]
-            raise
-        return session.store["session_id"]
-
-
 def _runs(project: Path, session_id: str) -> list:
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("activation-compare-smoke")
@@ -112,12 +106,7 @@ def project(tmp_path, monkeypatch):
 
 def _checkpoints(project: Path, model: str = "relu_seed0") -> list[Path]:
     """The model's checkpoint folders, one per training fingerprint."""
-    root = project / OUTPUTS / "06_models/checkpoints" / model
-    return sorted(p for p in root.iterdir() if (p / "state.json").is_file()) if root.is_dir() else []
-
-
-def _record(folder: Path) -> dict:
-    return json.loads((folder / "state.json").read_text())
+    return checkpoint_folders(project / OUTPUTS / "06_models/checkpoints" / model)
 
 
 def _history(project: Path, session_id: str, model: str = "relu_seed0") -> pd.DataFrame:
@@ -128,15 +117,15 @@ def _history(project: Path, session_id: str, model: str = "relu_seed0") -> pd.Da
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_pipeline_reuses_then_trains_new_settings_beside_then_retrains(project, messages):
-    first = _session(project, ONE_MODEL)
+    first = run_session(project, ONE_MODEL)
     (folder,) = _checkpoints(project)
-    record = _record(folder)
+    record = checkpoint_state(folder)
     (run,) = _runs(project, first)
     assert run.data.tags["kedro.training"] == "trained"
 
-    second = _session(project, ONE_MODEL)  # the same: reused
+    second = run_session(project, ONE_MODEL)  # the same: reused
     pd.testing.assert_frame_equal(_history(project, second), _history(project, first))
-    assert _record(folder)["updated"] == record["updated"]
+    assert checkpoint_state(folder)["updated"] == record["updated"]
     (reused,) = _runs(project, second)
     assert reused.info.status == "FINISHED" and reused.data.tags["kedro.training"] == "reused"
     assert reused.data.tags["kedro.reused_from_run_id"] == run.info.run_id
@@ -144,21 +133,21 @@ def test_pipeline_reuses_then_trains_new_settings_beside_then_retrains(project, 
     assert [m.step for m in client.get_metric_history(reused.info.run_id, "val_accuracy")] == [1]
 
     changed = {**ONE_MODEL, "training": {"epochs": 1, "optimizer": {"learning_rate": 0.002}}}
-    _session(project, changed)
+    run_session(project, changed)
     assert any(
         "no checkpoint with these settings" in line
         and "training.optimizer.learning_rate changed from 0.001 to 0.002" in line
         for line in messages
     ), messages
-    assert _record(folder) == record  # the other settings' checkpoint is kept
+    assert checkpoint_state(folder) == record  # the other settings' checkpoint is kept
     (new,) = [f for f in _checkpoints(project) if f != folder]
-    assert _record(new)["fingerprint"]["training.optimizer.learning_rate"] == 0.002
+    assert checkpoint_state(new)["fingerprint"]["training.optimizer.learning_rate"] == 0.002
 
     retrained = {**ONE_MODEL, "training": {"epochs": 1, "optimizer": {"learning_rate": 0.002}, "retrain": True}}
-    created = _record(new)["created"]
+    created = checkpoint_state(new)["created"]
     time.sleep(1.1)  # "created" has a one-second resolution
-    last = _session(project, retrained)
-    assert _record(new)["created"] > created
+    last = run_session(project, retrained)
+    assert checkpoint_state(new)["created"] > created
     assert any("training.retrain=true asks to train it again" in line for line in messages)
     (run,) = _runs(project, last)
     assert run.data.tags["kedro.training"] == "trained"
@@ -179,11 +168,11 @@ def test_ctrl_c_keeps_the_checkpoint_and_the_rerun_continues_the_killed_run(proj
     training_events.subscribe(ctrl_c)
     try:
         with pytest.raises(KeyboardInterrupt) as raised:
-            _session(project, params)
+            run_session(project, params)
     finally:
         training_events.unsubscribe(ctrl_c)
     (folder,) = _checkpoints(project)
-    record = _record(folder)
+    record = checkpoint_state(folder)
     assert record["status"] == "training" and record["epochs_done"] == 2
     assert (folder / record["weights"]).is_file()
     deadline = time.monotonic() + 30
@@ -193,7 +182,7 @@ def test_ctrl_c_keeps_the_checkpoint_and_the_rerun_continues_the_killed_run(proj
     (killed,) = [r for r in _runs(project, raised.value.session_id) if r.info.run_name == "relu-seed0"]
 
     # The lock the interrupted training held in this process was released with it.
-    again = _session(project, params)
+    again = run_session(project, params)
     # The killed model run is continued by this kedro run, not replaced.
     assert killed.info.run_id in [r.info.run_id for r in _runs(project, again)]
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
@@ -213,7 +202,7 @@ def test_nan_loss_fails_the_training_and_its_mlflow_run(project):
     params = {"compare": {"activations": ["relu", "rrelu"]},
               "training": {"epochs": 2, "optimizer": {"learning_rate": 1e12}}}
     with pytest.raises(NonFiniteLossError, match=r"became -?(nan|inf) at epoch 1;") as raised:
-        _session(project, params)
+        run_session(project, params)
     runs = _runs(project, raised.value.session_id)
     assert {r.info.status for r in runs} == {"FAILED"}
     failed = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
@@ -221,7 +210,7 @@ def test_nan_loss_fails_the_training_and_its_mlflow_run(project):
     assert failed[0].data.tags["kedro.error"].startswith("NonFiniteLossError")
     # The diverged epoch is never checkpointed, and the lock is free again.
     (folder,) = _checkpoints(project)
-    record = _record(folder)
+    record = checkpoint_state(folder)
     assert record["epochs_done"] == 0 and record["status"] == "training"
     import fcntl
     import os
@@ -241,7 +230,7 @@ def test_unwritable_output_folder_fails_before_anything_runs(project):
     shutil.rmtree(blocker, ignore_errors=True)
     blocker.write_text("not a folder")
     with pytest.raises(storage.StorageError) as raised:
-        _session(project, ONE_MODEL)
+        run_session(project, ONE_MODEL)
     message = str(raised.value)
     assert f"Cannot write the folder {blocker}: File exists (EEXIST); a file is in the way" in message
     assert not (project / OUTPUTS / "06_models/relu_seed0.keras").exists()

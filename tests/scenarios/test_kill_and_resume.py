@@ -21,7 +21,6 @@ are Kedro versions named after the run.
 from __future__ import annotations
 
 import hashlib
-import json
 import signal
 import subprocess
 import time
@@ -35,7 +34,7 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
 import activation_compare.layers  # noqa: F401 - registers RReLU for loading
-from conftest import KEDRO, copy_project, run_output, test_env
+from conftest import KEDRO, checkpoint_state, copy_project, metric_steps, run_output, test_env
 
 EPOCHS = 8  # room for the kills to land mid-training, even with fast (bfloat16) epochs
 ARGS = ("run", "--env", "smoke", "--pipeline=compare", "--params", f"training.epochs={EPOCHS}")
@@ -66,7 +65,7 @@ def _folder(project: Path, model: str) -> Path | None:
 def _state(project: Path, model: str) -> dict | None:
     folder = _folder(project, model)
     try:
-        return json.loads((folder / "state.json").read_text()) if folder else None
+        return checkpoint_state(folder) if folder else None
     except (FileNotFoundError, ValueError):
         return None
 
@@ -145,10 +144,6 @@ def chain(tmp_path_factory):
     return facts
 
 
-def _steps(client, run_id: str, key: str) -> list[int]:
-    return sorted(m.step for m in client.get_metric_history(run_id, key))
-
-
 def test_sigterm_ends_runs_killed_and_keeps_the_checkpoint(chain):
     assert chain["rc1"] != 0
     assert "SIGTERM received" in chain["log1"]
@@ -215,8 +210,8 @@ def test_mlflow_runs_are_continued_with_every_epoch_once(chain):
         assert tags["kedro.previous_parent_run_id"] == second.info.run_id
         assert tags["kedro.training"] == "resumed"
         for key in EPOCH_METRICS:
-            assert _steps(client, run_id, key) == list(range(1, EPOCHS + 1)), (run.info.run_name, key)
-        assert _steps(client, run_id, "test_accuracy") == [0]
+            assert metric_steps(client, run_id, key) == list(range(1, EPOCHS + 1)), (run.info.run_name, key)
+        assert metric_steps(client, run_id, "test_accuracy") == [0]
         assert 0.0 <= run.data.metrics["test_accuracy"] <= 1.0
     # Logged curve == the Kedro history, step for step.
     history = pd.read_csv(_latest(chain["project"], "07_model_output/rrelu_seed0_history.csv"))

@@ -25,7 +25,7 @@ import pytest
 
 import activation_compare.layers  # noqa: F401 - registers RReLU for loading
 from activation_compare.datasets.synthetic import SyntheticImageDataset
-from conftest import KEDRO, copy_project, kedro_cli, test_env
+from conftest import KEDRO, checkpoint_folders, checkpoint_state, kedro_cli, test_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -90,8 +90,7 @@ def _assert_each_run_has_its_own_results(outputs: Path, expected: set) -> dict[s
 
 def _checkpoints(outputs: Path, model: str) -> dict[str, dict]:
     root = outputs / "06_models" / "checkpoints" / model
-    return {p.name: json.loads((p / "state.json").read_text()) for p in sorted(root.iterdir())
-            if (p / "state.json").is_file()}
+    return {p.name: checkpoint_state(p) for p in checkpoint_folders(root)}
 
 
 def test_two_runs_with_different_learning_rates_at_once_keep_their_own_results(project_copy):

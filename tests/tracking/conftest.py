@@ -20,7 +20,17 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import BIN, PROJECT_ROOT, MlflowServer, copy_project, kedro_cli, test_env
+from conftest import (
+    BIN,
+    PROJECT_ROOT,
+    MlflowServer,
+    copy_project,
+    kedro_cli,
+    metric_steps,
+    run_session,
+    saved_output,
+    test_env,
+)
 
 SMOKE_EXPERIMENT = "activation-compare-smoke"
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s")
@@ -30,27 +40,6 @@ CIFAR10_CLASSES = (
 
 
 # --- project copies and runs ------------------------------------------------------
-
-
-def run_session(
-    project: Path, runtime_params: dict[str, Any] | None = None, pipeline: str = "compare"
-) -> str:
-    """One in-process ``KedroSession`` run in the smoke env; returns its session id.
-
-    The session id (Kedro's run id, tag ``kedro.run_id``) is stored on the
-    exception as ``session_id`` when the run raises.
-    """
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
-
-    bootstrap_project(project)
-    with KedroSession.create(project_path=project, env="smoke", runtime_params=runtime_params) as session:
-        try:
-            session.run(pipeline_names=[pipeline])
-        except BaseException as exc:
-            exc.session_id = session.store["session_id"]
-            raise
-        return session.store["session_id"]
 
 
 # --- querying the store -------------------------------------------------------------
@@ -72,10 +61,6 @@ def split_tree(runs: list) -> tuple[Any, list]:
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert len(children) == len(runs) - 1, "runs with a foreign parent"
     return parents[0], children
-
-
-def steps(client, run_id: str, key: str) -> list[int]:
-    return sorted(m.step for m in client.get_metric_history(run_id, key))
 
 
 def artifact_files(client, run_id: str, path: str | None = None) -> dict[str, int]:
@@ -140,7 +125,7 @@ def assert_model_run(client, run, *, activation: str, seed: int, epochs: int, en
     assert params["model.dtype_policy"] == dtype_policy(params["model.precision"])
 
     for key in EPOCH_METRICS:  # epochs numbered from 1, MLflow step = epoch
-        assert steps(client, run.info.run_id, key) == list(range(1, epochs + 1)), key
+        assert metric_steps(client, run.info.run_id, key) == list(range(1, epochs + 1)), key
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
     for index, name in enumerate(CIFAR10_CLASSES):  # per class by index, the name a param
         assert 0.0 <= metrics[f"test_accuracy_class_{index}"] <= 1.0
@@ -163,14 +148,6 @@ def assert_model_run(client, run, *, activation: str, seed: int, epochs: int, en
     assert linked["test_accuracy"].dataset_name == "synthetic-test" and linked["test_accuracy"].dataset_digest
     contexts = {t.value for d in run.inputs.dataset_inputs for t in d.tags if t.key == "mlflow.data.context"}
     assert contexts == {"train", "validation", "test"}
-
-
-def saved_output(project: Path, run_id: str, relative: str) -> Path:
-    """The file a Kedro run saved (outputs are versioned by the run: ``<relative>/<run id>/<name>``)."""
-    name = Path(relative).name
-    found = sorted(project.glob(f"data/**/{relative}/{run_id}/{name}"))
-    assert len(found) == 1, (relative, run_id, found)
-    return found[0]
 
 
 def file_digests(root: Path) -> dict[str, str]:
@@ -345,7 +322,7 @@ def tracking():
         run_session=run_session,
         runs_of=runs_of,
         split_tree=split_tree,
-        steps=steps,
+        steps=metric_steps,
         artifact_files=artifact_files,
         global_tracking_uri=global_tracking_uri,
         assert_model_run=assert_model_run,

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import metric_steps, test_env
 from mlflow import MlflowClient
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -66,10 +67,6 @@ def _kill_server_at(server, process: subprocess.Popen, experiment: str, step: in
                 return time.monotonic()
         time.sleep(0.2)
     raise AssertionError(f"no epoch {step} logged:\n{log.read_text()[-4000:]}")
-
-
-def _steps(client: MlflowClient, run_id: str, key: str) -> list[int]:
-    return sorted(m.step for m in client.get_metric_history(run_id, key))
 
 
 def test_a_server_that_dies_mid_run_loses_nothing_and_the_rerun_continues_the_run(tmp_path, tracking):
@@ -114,7 +111,7 @@ def test_a_server_that_dies_mid_run_loses_nothing_and_the_rerun_continues_the_ru
         client = MlflowClient(server.url)
         [before] = tracking.runs_of(client)
         assert before.info.status == "RUNNING"  # nobody could end it
-        died_at = max(_steps(client, before.info.run_id, "loss"))
+        died_at = max(metric_steps(client, before.info.run_id, "loss"))
         assert 2 <= died_at < EPOCHS, "the server died after the last epoch: nothing was tested"
         assert int(failed_epoch.group(1)) == died_at + 1  # the first epoch the dead server missed
         live = {m.step: m.value for m in client.get_metric_history(before.info.run_id, "loss")}

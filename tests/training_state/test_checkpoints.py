@@ -7,7 +7,6 @@ A tiny Keras model trained for real through the checkpoints (seconds, no Kedro).
 from __future__ import annotations
 
 import errno
-import json
 import threading
 import time
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import logged_messages
+from conftest import checkpoint_state, logged_messages
 
 from activation_compare import storage, training_events
 from activation_compare.identity import ModelKey
@@ -85,10 +84,6 @@ def _only_folder(checkpoints: Checkpoints) -> Path:
     return folder
 
 
-def _record(folder: Path) -> dict:
-    return json.loads((folder / "state.json").read_text())
-
-
 # --- decisions: reuse, resume, a folder per fingerprint --------------------------------------
 
 
@@ -97,7 +92,7 @@ def test_finished_model_is_reused_and_more_epochs_continue(tmp_path, messages):
     model, _, history = train(checkpoints, params())
     assert history["epoch"].tolist() == [1, 2, 3]
     folder = _only_folder(checkpoints)
-    record = _record(folder)
+    record = checkpoint_state(folder)
     assert record["status"] == "finished" and record["epochs_done"] == 3
     assert [row["epoch"] for row in record["history"]] == [1, 2, 3]
     assert _files(folder) == [".lock", "epoch-0003.npz", "state.json"]
@@ -107,7 +102,7 @@ def test_finished_model_is_reused_and_more_epochs_continue(tmp_path, messages):
     pd.testing.assert_frame_equal(same, history)
     for a, b in zip(model.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(a, b)  # the saved weights, not a new training
-    assert _record(folder)["updated"] == record["updated"]  # untouched
+    assert checkpoint_state(folder)["updated"] == record["updated"]  # untouched
     assert any("already trained (3 epochs)" in line for line in messages)
 
     _, session, longer = train(checkpoints, params(epochs=5))
@@ -132,13 +127,13 @@ def test_other_settings_train_in_a_folder_of_their_own_and_say_what_differs(tmp_
     checkpoints = Checkpoints(tmp_path / "m")
     train(checkpoints, params(optimizer=OptimizerParams(learning_rate=0.01)))
     (first,) = checkpoints.folders()
-    before = _files(first), _record(first)
+    before = _files(first), checkpoint_state(first)
     changed = params(**{"optimizer": OptimizerParams(learning_rate=0.01), **change.get("params", {})})
     _, session, history = train(checkpoints, changed, split=change.get("data"))
     assert session.mode == "fresh" and session.initial_epoch == 0
     assert history["epoch"].tolist() == [1, 2, 3]
     assert len(checkpoints.folders()) == 2 and session.directory != first
-    assert (_files(first), _record(first)) == before  # the other checkpoint is kept as it was
+    assert (_files(first), checkpoint_state(first)) == before  # the other checkpoint is kept as it was
     said = [line for line in messages if "no checkpoint with these settings" in line]
     assert len(said) == 1 and reason in said[0] and first.name in said[0], messages
 
@@ -146,11 +141,11 @@ def test_other_settings_train_in_a_folder_of_their_own_and_say_what_differs(tmp_
 def test_fewer_epochs_than_a_finished_checkpoint_train_beside_it(tmp_path, messages):
     checkpoints = Checkpoints(tmp_path / "m")
     _, longer, _ = train(checkpoints, params())
-    kept = _record(longer.directory)
+    kept = checkpoint_state(longer.directory)
     _, session, history = train(checkpoints, params(epochs=2))
     assert session.mode == "fresh" and history["epoch"].tolist() == [1, 2]
     assert session.directory.name == f"{longer.directory.name}-epochs2"
-    assert _record(longer.directory) == kept
+    assert checkpoint_state(longer.directory) == kept
     assert any("has 3 epochs, more than training.epochs=2" in line for line in messages)
     _, again, _ = train(checkpoints, params(epochs=2))
     assert again.mode == "reuse" and again.directory == session.directory
@@ -262,7 +257,7 @@ def test_a_kill_between_any_two_epoch_end_steps_is_recoverable(tmp_path, monkeyp
 
     expected = CRASH_POINTS[crash]
     folder = _only_folder(checkpoints)
-    record = _record(folder)
+    record = checkpoint_state(folder)
     assert record["epochs_done"] == expected
     assert [row["epoch"] for row in record["history"]] == list(range(1, expected + 1))
 
