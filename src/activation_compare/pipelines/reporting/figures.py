@@ -47,10 +47,18 @@ def plot_model_figures(
     Figures are built without pyplot so nothing accumulates in global state
     across many models.
     """
+    return model_figures(report, describe_run(run, data, training))
+
+
+def model_figures(report: dict[str, Any], provenance: dict[str, Any] | None) -> tuple[Figure, Figure]:
+    """One model's accuracy curves and confusion matrix, ``provenance`` (:func:`~.provenance.describe_run`) under each.
+
+    The notebook calls it with the provenance a comparison recorded
+    (``comparison_summary.json``), so its figures are the pipeline's.
+    """
     # matplotlib loads when a figure is drawn, not when the pipeline is built (lazy_types.py).
     from matplotlib.figure import Figure
 
-    provenance = describe_run(run, data, training)
     title = f"{report['activation']} (seed {report['seed']})"
     curves = Figure(figsize=(6, 4.4), layout="constrained")
     ax = curves.add_subplot()
@@ -85,7 +93,7 @@ def plot_model_figures(
 
 
 def overlay_figure(
-    reports: Sequence[dict[str, Any]], activations: list[str], provenance: dict[str, Any]
+    reports: Sequence[dict[str, Any]], activations: list[str], provenance: dict[str, Any] | None
 ) -> Figure:
     """Train and validation accuracy of every activation overlaid (mean ± s.d. over seeds).
 

@@ -14,6 +14,7 @@ from typing import Any
 from activation_compare.params import DataParams, TrainingParams
 
 SYNTHETIC_WARNING = "SYNTHETIC DATA — not CIFAR-10"
+NOT_RECORDED = "provenance not recorded (a comparison written before the project recorded it)"
 # The catalog entry of the run's environment, outputs folder, commit and date.
 RUN_PROVENANCE = "run_provenance"
 # The inputs, after the report, of every node that draws a figure or writes the comparison.
@@ -91,11 +92,16 @@ def provenance_markdown(provenance: dict[str, Any]) -> list[str]:
     return lines
 
 
-def stamp_figure(figure: Any, provenance: dict[str, Any]) -> None:
-    """Write the provenance under a figure, and SYNTHETIC DATA across it when the data are synthetic."""
+def stamp_figure(figure: Any, provenance: dict[str, Any] | None) -> None:
+    """Write the provenance under a figure, and SYNTHETIC DATA across it when the data are synthetic.
+
+    ``None``: a comparison written before the project recorded provenance (the
+    notebook reads such old runs); the footer says so.
+    """
     # supxlabel, not a free text: the constrained layout makes room for it.
-    figure.supxlabel(provenance_text(provenance), fontsize=7, color="0.35")
-    if provenance["synthetic"]:
+    text = provenance_text(provenance) if provenance is not None else NOT_RECORDED
+    figure.supxlabel(text, fontsize=7, color="0.35")
+    if provenance is not None and provenance["synthetic"]:
         figure.text(
             0.5, 0.5, SYNTHETIC_WARNING, fontsize=3 * figure.get_figwidth(), color="red", alpha=0.35,
             ha="center", va="center", rotation=20, weight="bold",
