@@ -128,7 +128,10 @@ class MlflowTrackingHook:
             raise TrackingUnavailableError(unavailable_message(settings, f"{type(exc).__name__}: {exc}")) from exc
         last = {plan.node(n.name)[0]: n.name for n in pipeline.nodes if plan.node(n.name)}
         catalog[CATALOG_ENTRY] = TrackedPipeline(settings, frozenset(last.values()))
-        guard = InterruptGuard(lambda: runs.end_open_runs(store, run_id, "KILLED"))
+        guard = InterruptGuard(
+            lambda: runs.end_open_runs(store, run_id, "KILLED"),
+            defer=getattr(store.client, "defer_interrupt", None),
+        )
         guard.install()
         with self._lock:
             self._guards[run_id] = guard

@@ -5,7 +5,8 @@ Kedro does not pass ``KeyboardInterrupt`` (not an ``Exception``) to
 wraps the SIGINT and SIGTERM handlers of the main thread: it ends the runs
 from a helper thread (the handler may have interrupted an MLflow call, or a
 lock, in this very thread) and raises ``KeyboardInterrupt`` (SIGTERM behaves
-as Ctrl-C, so checkpoints stay). The helper thread is not a daemon: the
+as Ctrl-C, so checkpoints stay); inside a call to the store, only once that
+call has returned, so no SQLite write is left half done and holding the lock. The helper thread is not a daemon: the
 interpreter waits for it before exiting. A SIGKILL leaves runs RUNNING: the
 next run that continues the model ends the dead process's parent KILLED
 (:mod:`activation_compare.tracking.resume`).
@@ -27,8 +28,11 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class InterruptGuard:
     """Calls ``on_interrupt`` (in a helper thread) when SIGINT or SIGTERM arrives, then interrupts."""
 
-    def __init__(self, on_interrupt: Callable[[], None]) -> None:
+    def __init__(self, on_interrupt: Callable[[], None], defer: Callable[[], bool] | None = None) -> None:
+        """``defer``: called in the signal handler; True when the interrupted thread will
+        raise ``KeyboardInterrupt`` itself once it may (it is inside a store call)."""
         self._on_interrupt = on_interrupt
+        self._defer = defer
         self._previous: dict[int, Any] = {}
         self._closers: list[threading.Thread] = []
 
@@ -55,6 +59,8 @@ class InterruptGuard:
             self.restore()
             if signum == signal.SIGTERM:
                 logger.warning("SIGTERM received: stopping the run as Ctrl-C would")
+            if self._defer is not None and self._defer():
+                return  # raised when the store call in progress returns
             if callable(previous):  # Python's own for SIGINT raises KeyboardInterrupt
                 previous(signum, frame)
             else:  # SIG_DFL: SIGTERM would end the process on the spot

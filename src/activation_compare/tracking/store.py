@@ -24,6 +24,7 @@ import functools
 import logging
 import os
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -129,6 +130,30 @@ class RetryingClient:
     def __init__(self, client: Any, attempts: int = _LOCKED_RETRIES) -> None:
         self._client = client
         self._attempts = attempts
+        # Per thread: how deep it is in calls to the store, and an interrupt held back.
+        self._calls = threading.local()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled with the catalog's datasets (worker processes, deep copies): per-thread state stays.
+        return {"_client": self._client, "_attempts": self._attempts}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._calls = threading.local()
+
+    def defer_interrupt(self) -> bool:
+        """Called by a signal handler: hold the interrupt back if this thread is inside a call.
+
+        A ``KeyboardInterrupt`` raised in the middle of a SQLite write leaves that
+        write's transaction open, and with it the database locked: the runs could
+        then not be ended KILLED, and the process would wait on its own lock. Held
+        back, the interrupt is raised as soon as the call returns. Returns whether
+        it was held back.
+        """
+        if getattr(self._calls, "depth", 0) > 0:
+            self._calls.pending = True
+            return True
+        return False
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._client, name)
@@ -137,19 +162,29 @@ class RetryingClient:
 
         @functools.wraps(attribute)
         def call(*args: Any, **kwargs: Any) -> Any:
-            delay = 0.5
-            for attempt in range(1, self._attempts + 1):
-                try:
-                    return attribute(*args, **kwargs)
-                except Exception as exc:
-                    if attempt == self._attempts or not _is_locked_error(exc):
-                        raise
-                    logger.debug("MLflow: %s: database is locked, retry %d in %.1fs", name, attempt, delay)
-                    time.sleep(delay)
-                    delay = min(delay * 2, 8.0)
-            raise AssertionError("unreachable")
+            self._calls.depth = getattr(self._calls, "depth", 0) + 1
+            try:
+                return self._retried(name, attribute, *args, **kwargs)
+            finally:
+                self._calls.depth -= 1
+                if self._calls.depth == 0 and getattr(self._calls, "pending", False):
+                    self._calls.pending = False
+                    raise KeyboardInterrupt
 
         return call
+
+    def _retried(self, name: str, attribute: Any, /, *args: Any, **kwargs: Any) -> Any:
+        delay = 0.5
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return attribute(*args, **kwargs)
+            except Exception as exc:
+                if attempt == self._attempts or not _is_locked_error(exc):
+                    raise
+                logger.debug("MLflow: %s: database is locked, retry %d in %.1fs", name, attempt, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 8.0)
+        raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager
