@@ -18,24 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from activation_compare.params.schema import (
-    ACTIVATION_TYPES,
-    ELUSpec,
-    LeakyReLUSpec,
-    PReLUSpec,
-    ProjectParameters,
-    ReLUSpec,
-    RReLUSpec,
-)
+from activation_compare.params.schema import ACTIVATION_SPECS, ProjectParameters
 
 _SECTIONS = ("data", "model", "training", "compare", "tuning")
-_SPECS = {
-    "relu": ReLUSpec,
-    "rrelu": RReLUSpec,
-    "leaky_relu": LeakyReLUSpec,
-    "prelu": PReLUSpec,
-    "elu": ELUSpec,
-}
 
 _HEADER = """\
 # Parameters
@@ -169,10 +154,10 @@ def parameters_markdown() -> str:
         lines += _table(_rows(schema, definition, section, defaults[section]))
         lines.append("")
     lines.append(_ACTIVATIONS)
-    for kind in ACTIVATION_TYPES:
-        definition = _resolve(schema, {"$ref": f"#/$defs/{_SPECS[kind].__name__}"})
+    for kind, spec in ACTIVATION_SPECS.items():
+        definition = _resolve(schema, {"$ref": f"#/$defs/{spec.__name__}"})
         lines += [f"### `type: {kind}`", "", definition.get("description", ""), ""]
-        rows = _rows(schema, definition, "activations.<name>", _SPECS[kind]().model_dump(mode="json"))
+        rows = _rows(schema, definition, "activations.<name>", spec().model_dump(mode="json"))
         options = [row for row in rows if not row.startswith("| `activations.<name>.type`")]
         lines += _table(iter(options)) if options else ["No options."]
         lines.append("")

@@ -157,7 +157,15 @@ ActivationSpec = Annotated[
     Union[ReLUSpec, RReLUSpec, LeakyReLUSpec, PReLUSpec, ELUSpec],
     Field(discriminator="type"),
 ]
-ACTIVATION_TYPES = ("relu", "rrelu", "leaky_relu", "prelu", "elu")
+# Every activation type and its options' model, by the ``type`` that selects it.
+ACTIVATION_SPECS: dict[str, type[_Strict]] = {
+    "relu": ReLUSpec,
+    "rrelu": RReLUSpec,
+    "leaky_relu": LeakyReLUSpec,
+    "prelu": PReLUSpec,
+    "elu": ELUSpec,
+}
+ACTIVATION_TYPES = tuple(ACTIVATION_SPECS)
 # model.precision's choices (models/precision.py turns them into Keras dtype policies).
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 

@@ -13,16 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from activation_compare.errors import UserError
 
-from .schema import (
-    ACTIVATION_TYPES,
-    DataParams,
-    ELUSpec,
-    LeakyReLUSpec,
-    PReLUSpec,
-    ProjectParameters,
-    ReLUSpec,
-    RReLUSpec,
-)
+from .schema import ACTIVATION_SPECS, ACTIVATION_TYPES, DataParams, ProjectParameters
 
 _WHERE_PARAMETERS_LIVE = (
     "Parameters live in conf/<env>/parameters*.yml and can be overridden with "
@@ -58,7 +49,7 @@ def _schema_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
     return paths
 
 
-_ACTIVATION_SPECS = (ReLUSpec, RReLUSpec, LeakyReLUSpec, PReLUSpec, ELUSpec)
+_ACTIVATION_SPECS = tuple(ACTIVATION_SPECS.values())
 
 
 def _suggestion(location: str) -> str:
