@@ -213,3 +213,15 @@ def test_a_registered_rrelu_model_loads_in_a_fresh_process(scratch_store, model,
         assert answer["class"] in CIFAR10_CLASSES
         assert sum(answer["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
     assert "/code/activation_compare/" in found["package"]  # the code bundled with the model
+
+
+def test_a_shorter_trainings_own_checkpoint_folder_is_registered_once(scratch_store, model, tmp_path):
+    """A training shorter than its checkpoint folder gets ``<fingerprint>-epochs<N>`` (training_state):
+    that name is the run's fingerprint tag, and registration and reuse must take it."""
+    store = _store(scratch_store, "registry-shorter", tmp_path)
+    name = registry.registered_model_name("registry-shorter", "rrelu")
+    _, _, _, first = _evaluated(store, model, 0, _report(0.6), fingerprint="ee55-epochs2")
+    assert first is not None
+    _, _, _, again = _evaluated(store, model, 0, _report(0.6), kedro_run_id="registry-2", fingerprint="ee55-epochs2")
+    assert again.version == first.version
+    assert [int(v.version) for v in _versions(store.client, name)] == [1]

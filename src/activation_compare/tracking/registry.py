@@ -83,7 +83,9 @@ CONFIGURATION_PARAMS = (
     "compare.protocol",
 )
 _CONFIGURATION_PREFIXES = ("activation.", "tuning.")
-_HEX = re.compile(r"^[0-9a-fA-F]+$")
+# Values the project itself makes (run ids, configuration ids, fingerprint folder names
+# such as ``3f9c…-epochs8``): nothing in them can end or escape a quoted filter value.
+_ID = re.compile(r"^[0-9A-Za-z_-]+$")
 
 
 def registered_model_name(experiment_name: str, activation: str) -> str:
@@ -188,20 +190,20 @@ def _register(store: Store, run: RunRef, key: ModelKey, report: Mapping[str, Any
 
 def _existing_version(client: Any, name: str, run_id: str, tags: Mapping[str, str]) -> Any:
     """The version of this model already registered: by its run, or by training fingerprint and epochs."""
-    found = [v for v in client.search_model_versions(f"run_id = '{_hex(run_id)}'") if v.name == name]
+    found = [v for v in client.search_model_versions(f"run_id = '{_id(run_id)}'") if v.name == name]
     fingerprint = tags.get(TAG_FINGERPRINT)
     if not found and fingerprint:
         found = [
             v
-            for v in client.search_model_versions(f"tags.`{TAG_FINGERPRINT}` = '{_hex(fingerprint)}'")
+            for v in client.search_model_versions(f"tags.`{TAG_FINGERPRINT}` = '{_id(fingerprint)}'")
             if v.name == name and v.tags.get(TAG_EPOCHS_TRAINED) == tags.get(TAG_EPOCHS_TRAINED)
         ]
     return min(found, key=lambda v: int(v.version)) if found else None
 
 
-def _hex(value: str) -> str:
-    """A value for a filter string: ids and digests are hexadecimal (``-`` allowed); anything else is refused."""
-    if not _HEX.match(value.replace("-", "")):
+def _id(value: str) -> str:
+    """A value for a filter string: an id of letters, digits, ``-`` and ``_``; anything else is refused."""
+    if not _ID.match(value):
         raise ValueError(f"not an id: {value!r}")
     return value
 
@@ -293,7 +295,7 @@ def update_best(client: Any, name: str, config: str) -> str | None:
     the older version wins a tie.
     """
     scored = []
-    for version in client.search_model_versions(f"tags.`{TAG_CONFIGURATION}` = '{_hex(config)}'"):
+    for version in client.search_model_versions(f"tags.`{TAG_CONFIGURATION}` = '{_id(config)}'"):
         if version.name != name:
             continue
         try:
