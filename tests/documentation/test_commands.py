@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PROJECT_ROOT, QUIET_ENV, stop_process_group
+from conftest import PROJECT_ROOT, stop_process_group, test_env
 from documentation.doc_blocks import Block, collect
 
 pytestmark = pytest.mark.slow
@@ -109,16 +109,16 @@ class Reader:
         (shims / "uv").write_text(UV_STAND_IN)
         (shims / "uv").chmod(0o755)
         self.archive = _cifar10_archive(root / "cifar10-jpeg.tar.gz")
+        # The tests' one environment (no developer MLflow/Kedro settings, no telemetry), with
+        # the uv stand-in first on PATH and no uv or virtualenv variables of the developer's.
+        path = os.pathsep.join([str(shims), str(Path(sys.executable).parent), "/usr/bin", "/bin"])
         env = {
-            k: v for k, v in os.environ.items()
-            if not k.startswith(("MLFLOW_", "KEDRO_", "ACTIVATION_COMPARE_", "UV_", "VIRTUAL_ENV"))
+            k: v for k, v in test_env(PATH=path, MPLBACKEND="Agg").items()
+            if not k.startswith(("UV_", "VIRTUAL_ENV"))
         }
-        # No telemetry; TensorFlow's start-up as a user gets it (the project quiets it
-        # unless TF_CPP_MIN_LOG_LEVEL is set, as the test process sets it).
-        env.update(QUIET_ENV)
-        env.pop("TF_CPP_MIN_LOG_LEVEL")
-        env["PATH"] = os.pathsep.join([str(shims), str(Path(sys.executable).parent), "/usr/bin", "/bin"])
-        env["MPLBACKEND"] = "Agg"
+        # TensorFlow's start-up as a user gets it (the project quiets it unless
+        # TF_CPP_MIN_LOG_LEVEL is set, as QUIET_ENV sets it for the other tests).
+        env.pop("TF_CPP_MIN_LOG_LEVEL", None)
         # Each command is a new process importing TensorFlow: let the first compile its
         # bytecode for the rest, as on a user's machine (CI sets PYTHONDONTWRITEBYTECODE).
         env.pop("PYTHONDONTWRITEBYTECODE", None)
