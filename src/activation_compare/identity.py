@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from activation_compare.params.schema import Protocol
+
 #: The number of the first epoch, in every output (Keras counts from 0 inside ``fit``).
 FIRST_EPOCH = 1
 
@@ -192,8 +194,8 @@ class ComparePlan:
 
     models: tuple[ModelKey, ...]
     baseline: str | None = None
-    # "original" or "rigorous" (compare.protocol): whether the models include tuning trials.
-    protocol: str = "original"
+    # compare.protocol: whether the models include tuning trials.
+    protocol: Protocol = Protocol.ORIGINAL
     _by_node: Mapping[str, tuple[ModelKey, Step]] = field(init=False, repr=False, compare=False)
     _by_dataset: Mapping[str, tuple[ModelKey, Role]] = field(
         init=False, repr=False, compare=False
@@ -225,7 +227,7 @@ class ComparePlan:
         ``i``-th rate, seed ``tuning.seed``), then its final models.
         """
         plan = cls.of(params.compare.activations, params.training.seeds, params.compare.baseline)
-        if params.compare.protocol != "rigorous":
+        if params.compare.protocol is not Protocol.RIGOROUS:
             return plan
         trials = range(len(params.tuning.learning_rates))
         models = [
@@ -236,7 +238,7 @@ class ComparePlan:
                 *plan.models_of(activation),
             )
         ]
-        return cls(tuple(models), params.compare.baseline, "rigorous")
+        return cls(tuple(models), params.compare.baseline, Protocol.RIGOROUS)
 
     @property
     def activations(self) -> list[str]:

@@ -20,7 +20,7 @@ from kedro.utils import find_kedro_project
 
 from activation_compare.hooks import ProjectHooks
 from activation_compare.identity import ComparePlan
-from activation_compare.params import ProjectParameters, validate_parameters
+from activation_compare.params import ProjectParameters, Protocol, validate_parameters
 from activation_compare.pipelines import data_ingestion, data_processing, modelling, reporting
 
 
@@ -43,7 +43,7 @@ def run_parameters() -> ProjectParameters:
 def create_pipelines(plan: ComparePlan) -> dict[str, Pipeline]:
     """The project's pipelines for one compare plan (see :func:`register_pipelines`)."""
     ingestion = data_ingestion.create_pipeline()
-    if plan.protocol == "rigorous":
+    if plan.protocol is Protocol.RIGOROUS:
         # Validation held out of the training set, learning rates tuned on it (README,
         # "The rigorous protocol"); the test set feeds the final evaluations only.
         processing = ingestion + data_processing.create_rigorous_pipeline()

@@ -11,6 +11,7 @@ the Kedro context is created.
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -240,7 +241,16 @@ class TrainingParams(_Strict):
         return seeds
 
 
-PROTOCOLS = ("original", "rigorous")
+class Protocol(StrEnum):
+    """How the activations are compared (`compare.protocol`)."""
+
+    ORIGINAL = "original"
+    """One learning rate, the test set as validation data, as the original experiment."""
+    RIGOROUS = "rigorous"
+    """Learning rate tuned per activation on a held-out split; the test set read once."""
+
+
+PROTOCOLS = tuple(p.value for p in Protocol)
 
 
 class CompareParams(_Strict):
@@ -253,7 +263,7 @@ class CompareParams(_Strict):
     """The activation the others are compared against."""
     confidence_level: float = Field(default=0.95, gt=0.0, lt=1.0)
     """Confidence level of the intervals in the comparison."""
-    protocol: Literal[PROTOCOLS] = "original"  # type: ignore[valid-type]
+    protocol: Protocol = Protocol.ORIGINAL
     """`original`: one learning rate, the test set as validation data (as the original); `rigorous`: a validation split of the training set, the learning rate tuned per activation on it, each final model's best validation epoch kept, the test set read once."""
 
     _activations_from_text = field_validator("activations", mode="before")(_split_words)
@@ -334,7 +344,7 @@ class ProjectParameters(_Strict):
                 f"compare.baseline={self.compare.baseline!r} is not one of "
                 f"compare.activations={self.compare.activations}"
             )
-        if self.compare.protocol == "rigorous":
+        if self.compare.protocol is Protocol.RIGOROUS:
             _check_rigorous(self)
         if self.data.source == "image_folder" and not self.data.path:
             raise ValueError(

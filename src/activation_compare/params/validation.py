@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from activation_compare.errors import UserError
 
-from .schema import ACTIVATION_SPECS, ACTIVATION_TYPES, DataParams, ProjectParameters
+from .schema import ACTIVATION_SPECS, ACTIVATION_TYPES, DataParams, ProjectParameters, Protocol
 
 _WHERE_PARAMETERS_LIVE = (
     "Parameters live in conf/<env>/parameters*.yml and can be overridden with "
@@ -147,7 +147,7 @@ def check_batch_size(params: ProjectParameters, source_images: int | None) -> No
         InvalidParametersError: naming training.batch_size, the training set's size
             and where that size comes from.
     """
-    rigorous = params.compare.protocol == "rigorous"
+    rigorous = params.compare.protocol is Protocol.RIGOROUS
     held_out = params.tuning.validation_size if rigorous else None
     images = training_images(params.data, source_images, held_out)
     if rigorous and images is not None and images <= 0:

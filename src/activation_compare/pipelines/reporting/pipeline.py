@@ -14,6 +14,7 @@ from activation_compare.identity import (
     Role,
     tuning_name,
 )
+from activation_compare.params import Protocol
 from activation_compare.pipelines.binding import bound as _bound
 
 from .nodes import compare_activations, compare_rigorous
@@ -27,7 +28,7 @@ def create_pipeline(plan: ComparePlan) -> Pipeline:
         # by design (identity.py); Kedro warns about any dotted input of a node
         # outside a namespace.
         warnings.filterwarnings("ignore", message="One or more dataset names contain '.'")
-        if plan.protocol == "rigorous":
+        if plan.protocol is Protocol.RIGOROUS:
             selections = [tuning_name(a, LEARNING_RATE_SELECTION) for a in plan.activations]
             reports = [key.dataset(Role.REPORT) for key in plan.final_models]
             node = Node(
