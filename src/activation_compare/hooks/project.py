@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
 from kedro.framework.project import pipelines as project_pipelines
@@ -143,6 +144,87 @@ def check_local_paths(globals_: dict[str, Any], env: str | None = None) -> None:
             )
 
 
+class DataSourceSplitError(UserError):
+    """A ``data.*`` value set for the parameters alone, which the catalog does not read."""
+
+
+# The data values both the parameters and the catalog's raw_images need: one value,
+# set in globals.yml (or --params), which both read.
+SHARED_DATA_KEYS = ("source", "path", "max_images")
+_RAW_IMAGES = "raw_images"
+
+
+def _parameter_files(conf_source: Path, env: str) -> list[Path]:
+    """An environment's parameters files (Kedro's patterns ``parameters*``, ``**/parameters*``)."""
+    folder = conf_source / env
+    if not folder.is_dir():
+        return []
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file()
+        and path.suffix in (".yml", ".yaml", ".json")
+        and any(part.startswith("parameters") for part in path.relative_to(folder).parts)
+    )
+
+
+def _sets_data_key(path: Path, key: str) -> bool:
+    """Whether a parameters file gives ``data.<key>`` its own value (not the globals')."""
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False  # Kedro reports an unreadable file itself
+    data = content.get("data") if isinstance(content, dict) else None
+    if not isinstance(data, dict) or key not in data:
+        return False
+    value = data[key]
+    return not (isinstance(value, str) and f"globals:data.{key}" in value.replace(" ", ""))
+
+
+def check_data_source_agrees(config_loader: Any) -> None:
+    """Refuse a ``data.source``/``path``/``max_images`` set where only the parameters read it.
+
+    The catalog's ``raw_images`` reads these from ``--params`` or ``globals.yml``
+    (a catalog cannot read parameters); ``parameters_data.yml`` reads the same
+    globals. A value put in ``conf/<env>/parameters*.yml`` would reach the
+    parameters (MLflow params, provenance, figures) and not the catalog: the run
+    would load one source and call it another.
+    """
+    try:
+        entry = config_loader["catalog"].get(_RAW_IMAGES)
+    except Exception:  # noqa: BLE001 - Kedro reports a broken catalog itself
+        return
+    data = (config_loader["parameters"] or {}).get("data")
+    if not isinstance(entry, dict) or not isinstance(data, dict):
+        return
+    conf_source = Path(str(config_loader.conf_source))
+    run_env = config_loader.env or getattr(config_loader, "default_run_env", None)
+    envs = [env for env in (config_loader.base_env, run_env) if env]
+    for key in SHARED_DATA_KEYS:
+        if key not in data or key not in entry or data[key] == entry[key]:
+            continue
+        files = [
+            path
+            for env in envs
+            for path in _parameter_files(conf_source, env)
+            if _sets_data_key(path, key)
+        ]
+        if files:  # the environment's file wins over base's, as Kedro merges them
+            where = str(files[-1].relative_to(conf_source.parent))
+            env = files[-1].relative_to(conf_source).parts[0]
+        else:
+            where, env = f"{conf_source.name}/<env>/parameters*.yml", run_env or "base"
+        value = yaml.safe_dump(data[key], default_flow_style=True).strip()
+        value = value.removesuffix("...").strip()
+        raise DataSourceSplitError(
+            f"data.{key} = {data[key]!r} is set in {where}, but the catalog's {_RAW_IMAGES} reads "
+            f"data.{key} from globals.yml or --params only (there: {entry[key]!r}), so the run "
+            f"would load {entry[key]!r} and report {data[key]!r}.\n"
+            f"Set it in {conf_source.name}/{env}/globals.yml instead (data: {{{key}: {value}}}) or "
+            f"pass --params data.{key}={value}, and remove it from {where}."
+        )
+
+
 def _dataset_config(catalog: Any, name: str) -> dict[str, Any]:
     """A dataset's catalog entry (patterns resolved), without building the dataset."""
     try:
@@ -213,6 +295,7 @@ class ProjectHooks:
         # Fails fast, naming every bad parameter, before a byte of data is read.
         check_environment_outputs(context.env, context.config_loader["globals"])
         check_local_paths(context.config_loader["globals"], context.env)
+        check_data_source_agrees(context.config_loader)
         self._parameters = validate_parameters(context.config_loader["parameters"])
         # Kedro caches the registered pipelines per process; a second session in
         # the same process (tests, notebooks) may have other activations or seeds.
