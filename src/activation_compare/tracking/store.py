@@ -274,5 +274,41 @@ def open_store(settings: TrackingSettings, *, create: bool = True) -> Store:
                 if experiment is None:
                     raise
         if experiment.lifecycle_stage == LifecycleStage.DELETED:
-            client.restore_experiment(experiment.experiment_id)
+            if not create:  # a worker: its driver's experiment, deleted while it ran
+                client.restore_experiment(experiment.experiment_id)
+            else:
+                experiment_id = _replace_deleted_experiment(client, settings, experiment.experiment_id)
+                return Store(settings, client, experiment_id, os.getpid())
     return Store(settings, client, experiment.experiment_id, os.getpid())
+
+
+def deleted_experiment_name(name: str, experiment_id: str) -> str:
+    """The name a deleted experiment keeps in MLflow's trash once a new one has taken its name."""
+    return f"{name} (deleted, id {experiment_id})"
+
+
+def _replace_deleted_experiment(client: Any, settings: TrackingSettings, deleted_id: str) -> str:
+    """A new experiment under the name of a deleted one, which stays deleted with its runs.
+
+    A user who deleted the experiment (MLflow UI, ``mlflow experiments delete``)
+    does not expect the next run to bring it back with its old runs, nor to
+    resume or compare against them. MLflow keeps a deleted experiment's name
+    until ``mlflow gc`` removes it for good, so the deleted one is renamed
+    ``<name> (deleted, id <id>)`` (MLflow renames active experiments only:
+    restored, renamed, deleted again) and a new experiment takes the name.
+    Called under :func:`store_lock`.
+    """
+    name = settings.experiment_name
+    trashed = deleted_experiment_name(name, deleted_id)
+    client.restore_experiment(deleted_id)
+    try:
+        client.rename_experiment(deleted_id, trashed)
+    finally:
+        client.delete_experiment(deleted_id)
+    experiment_id = client.create_experiment(name, artifact_location=settings.artifact_location)
+    logger.warning(
+        "MLflow experiment %r (id %s) was deleted: this run starts a new one (id %s); the deleted "
+        "one stays in the trash with its runs as %r (mlflow experiments restore --experiment-id %s).",
+        name, deleted_id, experiment_id, trashed, deleted_id,
+    )
+    return experiment_id
