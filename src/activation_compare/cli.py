@@ -23,6 +23,8 @@ import click
 import yaml
 from kedro.config import MissingConfigException
 from kedro.framework.cli.project import run as kedro_run
+from kedro.framework.project import configure_logging
+from kedro.utils import find_kedro_project
 
 from activation_compare.errors import UserError, find_user_error
 
@@ -98,7 +100,35 @@ def cli() -> None:
     """Commands of the activation-compare project (they replace Kedro's of the same name)."""
 
 
+LOGGING_CONFIG_VARIABLE = "KEDRO_LOGGING_CONFIG"
+_LOGGING_FILES = ("conf/logging.yml", "conf/logging.yaml")
+
+
+def use_project_logging(cwd: Path) -> Path | None:
+    """From a subfolder of the project, the project's ``conf/logging.yml``; returns the file used.
+
+    Kedro finds the project from a subfolder (``cd conf && kedro run``) and
+    resolves the catalog's and MLflow's paths against its root, but reads
+    ``conf/logging.yml`` relative to the current directory: from a subfolder it
+    fell back to its own logging (every dataset load and save, ~380 lines for
+    a smoke run instead of ~30). ``KEDRO_LOGGING_CONFIG`` still wins. (Kedro's
+    one line naming the logging file it chose is printed before this runs.)
+    """
+    if os.environ.get(LOGGING_CONFIG_VARIABLE) or any((cwd / f).is_file() for f in _LOGGING_FILES):
+        return None  # Kedro already used it
+    project = find_kedro_project(cwd)
+    if project is None:
+        return None
+    for name in _LOGGING_FILES:
+        path = Path(project) / name
+        if path.is_file():
+            configure_logging(yaml.safe_load(path.read_text(encoding="utf-8")))
+            return path
+    return None
+
+
 def _run(verbose: bool, **kwargs: Any) -> Any:
+    use_project_logging(Path.cwd())
     # `--pipeline NAME`, the project's documented form, is handed to Kedro as the
     # `--pipelines NAME` it prefers: Kedro 1.5+ warns that `--pipeline` is deprecated.
     if kwargs.get("pipeline") and not kwargs.get("pipelines"):
