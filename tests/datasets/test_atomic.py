@@ -82,3 +82,39 @@ def test_a_model_with_rrelu_loads_in_a_process_that_never_imported_the_layer(tmp
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "RReLU"
+
+
+def test_a_full_disk_during_a_model_save_leaves_no_version_folder(tmp_path):
+    """ENOSPC while the .keras file is copied into its version folder (issue 22, item 9):
+    one StorageError naming the file, and neither a partial file nor an empty
+    ``<file>.keras/<run id>/`` folder is left for a version that was never saved."""
+    import errno
+
+    import keras
+    from kedro.io.core import Version
+
+    from activation_compare.datasets.atomic import AtomicTensorFlowModelDataset
+    from activation_compare.storage import StorageError
+
+    models = tmp_path / "06_models"
+    models.mkdir()
+    target = models / "relu_seed0.keras"
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    earlier = AtomicTensorFlowModelDataset(filepath=str(target), version=Version(None, "run-1"))
+    earlier.save(model)
+
+    dataset = AtomicTensorFlowModelDataset(filepath=str(target), version=Version(None, "run-2"))
+    real_put = dataset._fs.put
+
+    def disk_fills_up(local, remote, *args, **kwargs):
+        with open(remote, "wb") as partial:  # the copy starts, then the disk is full
+            partial.write(b"PK\x03\x04")
+        raise OSError(errno.ENOSPC, "No space left on device", remote)
+
+    dataset._fs.put = disk_fills_up
+    with pytest.raises(StorageError, match=r"No space left on device \(ENOSPC\)") as raised:
+        dataset.save(model)
+    dataset._fs.put = real_put
+    assert str(target / "run-2" / "relu_seed0.keras") in str(raised.value)
+    assert sorted(p.name for p in target.iterdir()) == ["run-1"]
+    assert [p.name for p in (target / "run-1").iterdir()] == ["relu_seed0.keras"]

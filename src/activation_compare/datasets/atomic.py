@@ -21,6 +21,7 @@ concurrent run may have written a moment later.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -68,16 +69,24 @@ class _AtomicSave:
         # Same folder, so the rename never crosses filesystems; a leading dot
         # keeps the temporary file out of globs of the real outputs.
         temporary = PurePosixPath(temporary_sibling(Path(final)))
-        Path(final).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(final).parent  # a versioned output's: <filepath>/<run id>/
+        created = not folder.exists()
+        folder.mkdir(parents=True, exist_ok=True)
         self._atomic_temporary = temporary
+        saved = False
         try:
             # A full, read-only or forbidden disk: one StorageError naming the file.
             with translated_storage_errors(Path(final), "output"):
                 super().save(data)  # type: ignore[misc]
                 os.replace(temporary, final)
+            saved = True
         finally:
             self._atomic_temporary = None
             Path(temporary).unlink(missing_ok=True)
+            if created and not saved:
+                # No empty version folder left behind for a version that was never saved.
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
         self._invalidate_cache()  # type: ignore[attr-defined]
         return None
 
