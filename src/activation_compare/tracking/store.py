@@ -119,27 +119,66 @@ def _is_locked_error(exc: BaseException) -> bool:
     return "database is locked" in text or "database table is locked" in text
 
 
+# MLflow logs every SQLAlchemy OperationalError with its traceback (mlflow/store/db/utils.py,
+# "SQLAlchemy database error. The following exception is caught."), ~65 lines, before raising it.
+_MLFLOW_DB_LOGGER = "mlflow.store.db.utils"
+# At most one "store is locked" warning per client in this many seconds.
+_LOCKED_WARNING_INTERVAL_S = 60.0
+
+
+class _LockedErrorFilter(logging.Filter):
+    """Drops MLflow's traceback for "database is locked": :class:`RetryingClient` retries
+    the call and says so in one line, or raises the error as one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (error is not None and _is_locked_error(error))
+
+
+_LOCKED_ERROR_FILTER = _LockedErrorFilter()
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first line of an error (SQLAlchemy adds [SQL: …] and a link on lines of their own)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class RetryingClient:
     """An ``MlflowClient`` whose calls are retried while SQLite says "database is locked".
 
     MLflow's SQLite sessions already wait up to 20 s (``PRAGMA busy_timeout``);
-    under heavy contention (several runs logging at once on a loaded machine)
-    that can still run out.
+    under heavy contention (several runs logging at once on a loaded machine),
+    or while another process holds a write transaction open (a script, a
+    ``sqlite3`` shell), that can still run out. Each such wait is one warning
+    line (at most one a minute), not MLflow's traceback; a call that still
+    finds the store locked after every retry raises MLflow's error in one line.
+
+    Args:
+        client: The ``MlflowClient``.
+        attempts: Tries of each call while the store is locked.
+        uri: The store's URI, named in the warning.
     """
 
-    def __init__(self, client: Any, attempts: int = _LOCKED_RETRIES) -> None:
+    def __init__(self, client: Any, attempts: int = _LOCKED_RETRIES, uri: str | None = None) -> None:
         self._client = client
         self._attempts = attempts
+        self._uri = uri
+        self._warned_at: float | None = None
         # Per thread: how deep it is in calls to the store, and an interrupt held back.
         self._calls = threading.local()
+        logging.getLogger(_MLFLOW_DB_LOGGER).addFilter(_LOCKED_ERROR_FILTER)  # once: same object
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickled with the catalog's datasets (worker processes, deep copies): per-thread state stays.
-        return {"_client": self._client, "_attempts": self._attempts}
+        return {"_client": self._client, "_attempts": self._attempts, "_uri": self._uri}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._uri = state.get("_uri")
+        self._warned_at = None
         self._calls = threading.local()
+        logging.getLogger(_MLFLOW_DB_LOGGER).addFilter(_LOCKED_ERROR_FILTER)
 
     def defer_interrupt(self) -> bool:
         """Called by a signal handler: hold the interrupt back if this thread is inside a call.
@@ -179,12 +218,37 @@ class RetryingClient:
             try:
                 return attribute(*args, **kwargs)
             except Exception as exc:
-                if attempt == self._attempts or not _is_locked_error(exc):
+                if not _is_locked_error(exc):
                     raise
+                if attempt == self._attempts:
+                    raise _locked_error(exc) from exc
+                self._warn_locked(name, exc)
                 logger.debug("MLflow: %s: database is locked, retry %d in %.1fs", name, attempt, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 8.0)
         raise AssertionError("unreachable")
+
+    def _warn_locked(self, name: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        if self._warned_at is not None and now - self._warned_at < _LOCKED_WARNING_INTERVAL_S:
+            return
+        self._warned_at = now
+        path = sqlite_path(self._uri) if self._uri else None
+        logger.warning(
+            "MLflow: the store %s is locked by another process (%s): %s waits and retries, "
+            "up to %d times; the run goes on",
+            path or self._uri or "", _one_line(exc), name, self._attempts - 1,
+        )
+
+
+def _locked_error(exc: BaseException) -> BaseException:
+    """MLflow's "database is locked" error, its message one line (no [SQL: …] lines)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+
+    if isinstance(exc, MlflowException):
+        return MlflowException(_one_line(exc), error_code=TEMPORARILY_UNAVAILABLE)
+    return exc
 
 
 @contextlib.contextmanager
@@ -259,7 +323,7 @@ def open_store(settings: TrackingSettings, *, create: bool = True) -> Store:
 
     with store_lock(settings.tracking_uri):
         prepare_store(settings)
-        client = RetryingClient(MlflowClient(tracking_uri=settings.tracking_uri))
+        client = RetryingClient(MlflowClient(tracking_uri=settings.tracking_uri), uri=settings.tracking_uri)
         name = settings.experiment_name
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
