@@ -330,17 +330,18 @@ def test_mlflow_params_say_the_protocol_and_each_models_own_learning_rate():
 
     params = _params(**RIGOROUS, training={"seeds": [1, 2], "epochs": 8},
                      tuning={"learning_rates": [0.001, 0.003], "epochs": 3})
-    parameters = params.model_dump(mode="json")
-    shared = run_params.shared_params(parameters)
+    shared = run_params.shared_params(params)
     assert shared["compare.protocol"] == "rigorous" and shared["data.validation_mode"] == "holdout"
     assert "training.learning_rate" not in shared  # tuned per activation: the grid is logged instead
     assert shared["tuning.learning_rates"] == [0.001, 0.003] and shared["tuning.validation_size"] == 5000
-    trial = run_params.model_params(parameters, ModelKey("relu", 0, trial=1))
-    assert trial["training.learning_rate"] == 0.003 and trial["training.epochs"] == 3 and trial["trial"] == 1
-    assert "training.learning_rate" not in run_params.model_params(parameters, ModelKey("relu", 1))  # logged once chosen
+    # A model's own rate and epochs come from its training node (TrainingStart), logged when it starts.
+    for key in (ModelKey("relu", 0, trial=1), ModelKey("relu", 1)):
+        model = run_params.model_params(params, key)
+        assert "training.learning_rate" not in model and "training.epochs" not in model
+    assert run_params.model_params(params, ModelKey("relu", 0, trial=1))["trial"] == 1
     keys = list(ComparePlan.from_params(params).models)
-    assert runs.parent_run_name("compare", keys, parameters) == "relu vs rrelu, seeds 1,2, 8 epochs, synthetic, rigorous"
-    assert run_params.shared_params(_params().model_dump(mode="json"))["training.learning_rate"] == 0.001
+    assert runs.parent_run_name("compare", keys, params) == "relu vs rrelu, seeds 1,2, 8 epochs, synthetic, rigorous"
+    assert run_params.shared_params(_params())["training.learning_rate"] == 0.001
 
 
 @pytest.mark.slow

@@ -66,6 +66,19 @@ def test_each_model_says_whether_it_trains_resumes_or_is_reused(hooks_and_nodes,
     assert len(lines) == 7
 
 
+def test_each_model_is_labelled_with_its_own_position_whichever_starts_first(hooks_and_nodes, caplog):
+    """ParallelRunner's worker processes each start with a copy of the hooks: a model's label
+    is its place in the run, not how many models this copy has seen start (each said "model 1/n")."""
+    hooks, (_, second, third) = hooks_and_nodes
+    caplog.set_level(logging.INFO, logger="activation_compare.progress")
+    _train(hooks, third, _start(PLAN.models[2], 0, "fresh"), range(0))
+    _train(hooks, second, _start(PLAN.models[1], 0, "fresh"), range(0))
+    assert [r.getMessage() for r in caplog.records] == [
+        "model 3/3 (rrelu, seed 0): training 3 epochs",
+        "model 2/3 (relu, seed 1): training 3 epochs",
+    ]
+
+
 def test_only_training_nodes_of_the_plan_count(hooks_and_nodes, caplog):
     hooks, (first, *_) = hooks_and_nodes
     assert hooks._clock.models_total == 3

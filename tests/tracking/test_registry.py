@@ -17,7 +17,7 @@ import pytest
 
 from activation_compare.datasets.types import CIFAR10_CLASSES, LabelledImages
 from activation_compare.identity import TEST_SET, TRAIN_SET, VALIDATION_SET, ModelKey
-from activation_compare.params import ModelParams
+from activation_compare.params import DataParams, ModelParams
 from activation_compare.pipelines.modelling.nodes import build_model
 from activation_compare.tracking import TrackingSettings, artifacts, datasets, registry, runs
 from activation_compare.tracking.resume import TAG_FINGERPRINT
@@ -26,7 +26,7 @@ from activation_compare.tracking.store import open_store
 RRELU = {"type": "rrelu", "lower": 0.125, "upper": 1 / 3}
 # What the issue tried, plus non-ASCII letters.
 ODD_EXPERIMENT = "bob's \"exp\" – dåg"
-PARAMETERS = {"data": {"source": "synthetic"}}
+DATA = DataParams(source="synthetic")
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def _evaluated(store, model, seed: int, report: dict, *, kedro_run_id: str = "re
         base = {"activation": "rrelu", "seed": seed, "data.source": "synthetic", "training.epochs": 2,
                 "compare.protocol": "standard", "data.validation_mode": "test_set"}
         run = runs.create_run(store, key.run_name, tags, {**base, **(params or {})})
-    datasets.log_datasets(store, run.run_id, PARAMETERS, SPLITS)
+    datasets.log_datasets(store, run.run_id, DATA, SPLITS)
     model_id = artifacts.log_model(store, run, key, model, SPLITS[TEST_SET].images, 2, list(CIFAR10_CLASSES))
     artifacts.log_report(store, run, report, model_id)
     version = registry.register_evaluated(store, run, key, report)

@@ -111,3 +111,21 @@ def test_another_fingerprint_is_another_training(tmp_path, tracking, store, runs
     assert killed.info.status == "KILLED" and run.info.status == "FINISHED"
     assert run.data.tags["activation_compare.fingerprint"] == "fp-2"
     assert "kedro.resumed_from_run_id" not in run.data.tags
+
+
+def test_a_failed_run_continued_to_the_end_loses_its_error_tags(tmp_path, tracking, store, runs_of):
+    """The attempt that failed is over: a continued run that ends FINISHED carries no kedro.error."""
+    plan = ComparePlan.of(["relu", "rrelu"], [0])
+    parameters = tracking.fake_parameters(epochs=3)
+    with pytest.raises(RuntimeError, match="diverged"):
+        tracking.run_fake(tracking.fake_pipeline(plan, fail="rrelu"), MlflowTrackingHook(), SequentialRunner(),
+                          tmp_path, "failed", parameters)
+    (failed,) = [r for r in runs_of(store, "failed") if r.info.run_name == "rrelu-seed0"]
+    assert failed.info.status == "FAILED" and "RuntimeError: diverged" in failed.data.tags["kedro.error"]
+    assert failed.data.tags["kedro.failed_node"]
+
+    tracking.run_fake(tracking.fake_pipeline(plan, mode="resume", history=_rows(3)), MlflowTrackingHook(),
+                      SequentialRunner(), tmp_path, "again", parameters)
+    (continued,) = [r for r in runs_of(store, "again") if r.info.run_name == "rrelu-seed0"]
+    assert continued.info.run_id == failed.info.run_id and continued.info.status == "FINISHED"
+    assert "kedro.error" not in continued.data.tags and "kedro.failed_node" not in continued.data.tags

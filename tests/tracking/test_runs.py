@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from activation_compare.identity import ModelKey
+from activation_compare.params import validate_parameters
 from activation_compare.tracking import TrackingSettings
 from activation_compare.tracking import params as run_params
 from activation_compare.tracking import runs
@@ -26,11 +27,11 @@ def test_git_commit_only_inside_a_repository(tmp_path):
 
 
 def test_model_params_leave_out_what_describes_the_whole_comparison():
-    parameters = {
+    parameters = validate_parameters({
         "compare": {"activations": ["relu", "rrelu"], "baseline": "relu"},
         "training": {"seeds": [0, 1], "epochs": 2, "batch_size": 100, "optimizer": {"name": "adam"}},
-        "activations": {"rrelu": {"type": "rrelu", "lower": 0.125, "upper": 0.25}},
-    }
+        "activations": {"relu": {"type": "relu"}, "rrelu": {"type": "rrelu", "lower": 0.125, "upper": 0.25}},
+    })
     params = run_params.model_params(parameters, ModelKey("rrelu", 1))
     assert params["activation"] == "rrelu" and params["seed"] == 1
     assert params["activation.lower"] == 0.125 and params["training.epochs"] == 2
@@ -48,7 +49,7 @@ def test_a_model_run_created_by_two_processes_at_once_exists_once(scratch_store)
 
     def ask() -> None:
         barrier.wait()
-        found.append(runs.model_run(store, parent, key, {}))
+        found.append(runs.model_run(store, parent, key, validate_parameters({})))
 
     workers = [threading.Thread(target=ask) for _ in range(3)]
     for worker in workers:

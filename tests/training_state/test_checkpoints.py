@@ -21,7 +21,7 @@ from conftest import checkpoint_state, logged_messages
 from activation_compare import storage, training_events
 from activation_compare.identity import ModelKey
 from activation_compare.params import OptimizerParams, TrainingParams
-from activation_compare.training_events import EpochEventsCallback, TrainingStart
+from activation_compare.training_events import EpochEventsCallback, Mode, TrainingStart
 from activation_compare.training_state import Checkpoints, lock, store
 
 KEY = ModelKey("tiny", 0)
@@ -184,9 +184,11 @@ def test_the_start_event_names_the_model_its_fingerprint_and_the_epochs_done(tmp
         training_events.unsubscribe(starts.append)
         training_events.unsubscribe(ends.append)
     first, second = starts
-    assert (first.key, first.mode, first.initial_epoch, first.epochs, first.history) == (KEY, "fresh", 0, 2, [])
+    assert (first.key, first.mode, first.initial_epoch, first.epochs, first.history) == (KEY, Mode.FRESH, 0, 2, [])
     assert first.fingerprint == second.fingerprint == _only_folder(checkpoints).name
-    assert (second.mode, second.initial_epoch) == ("resume", 2)
+    assert (second.mode, second.initial_epoch) == (Mode.RESUME, 2)
+    # The settings the model trains with, as the node computed them: what a tracker logs.
+    assert first.learning_rate == second.learning_rate == params().optimizer.learning_rate
     assert [row["epoch"] for row in second.history] == [1, 2]
     assert [(e.key, e.epoch, e.epochs) for e in ends] == [(KEY, 1, 2), (KEY, 2, 2), (KEY, 3, 3)]
 

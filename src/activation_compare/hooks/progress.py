@@ -12,6 +12,7 @@ from kedro.pipeline import Node, Pipeline
 
 from activation_compare import training_events
 from activation_compare.identity import ComparePlan, ModelKey, Step
+from activation_compare.training_events import Mode
 
 logger = logging.getLogger("activation_compare.progress")
 
@@ -23,20 +24,25 @@ def _duration(seconds: float) -> str:
 
 
 class _RunClock:
-    """The run's epochs so far and their mean time, shared by the models training at once."""
+    """The run's models in order, its epochs so far and their mean time, shared by the models training at once.
 
-    def __init__(self, models_total: int) -> None:
-        self.models_total = models_total
+    A model's position is its place among the run's trained models (the
+    plan's order), not the order in which it starts: ParallelRunner's worker
+    processes each get a copy of the clock, and every copy names a model alike.
+    """
+
+    def __init__(self, models: list[ModelKey]) -> None:
+        self.positions = {key: index for index, key in enumerate(models, start=1)}
+        self.models_total = len(models)
         self.models_started = 0
         self._epochs = 0
         self._seconds = 0.0
         self._lock = threading.Lock()
 
-    def start_model(self) -> int:
-        """Count one more model; its position in the run (from 1)."""
+    def start_model(self) -> None:
+        """Count one more model started."""
         with self._lock:
             self.models_started += 1
-            return self.models_started
 
     def add_epoch(self, seconds: float) -> float:
         """Count one more epoch; the mean epoch time so far."""
@@ -56,23 +62,25 @@ class _ModelProgress:
 
     def __init__(self, clock: _RunClock | None) -> None:
         self._clock = clock
-        self._position = clock.start_model() if clock is not None else None
+        if clock is not None:
+            clock.start_model()
         self._own_epochs = 0
         self._own_seconds = 0.0
         self._epoch_started = time.perf_counter()
 
     def _label(self, key: ModelKey) -> str:
-        if self._position is None:
+        position = self._clock.positions.get(key) if self._clock is not None else None
+        if position is None:
             return key.label
-        return f"model {self._position}/{self._clock.models_total} ({key.label})"
+        return f"model {position}/{self._clock.models_total} ({key.label})"
 
     def on_start(self, event: training_events.TrainingStart) -> None:
         # The training state decides, before fit, whether the model is trained
         # from scratch, resumed or reused as it is: say which.
         label = self._label(event.key)
-        if event.mode == "reuse":
+        if event.mode is Mode.REUSE:
             logger.info("%s: already trained (%d epochs); reused", label, event.epochs)
-        elif event.mode == "resume":
+        elif event.mode is Mode.RESUME:
             logger.info("%s: resuming after epoch %d of %d", label, event.initial_epoch, event.epochs)
         else:
             logger.info("%s: training %d epochs", label, event.epochs)
@@ -116,13 +124,14 @@ class ProgressHooks:
         self._project = project
         self._plan: ComparePlan | None = None
         self._clock: _RunClock | None = None
-        self._node_runs = threading.local()
+        self._listeners = training_events.NodeListeners()
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline) -> None:
         self._plan = self._project.plan
         if self._plan is not None:
-            self._clock = _RunClock(sum(self._trained_model(node) is not None for node in pipeline.nodes))
+            trained = {key for node in pipeline.nodes if (key := self._trained_model(node)) is not None}
+            self._clock = _RunClock([key for key in self._plan.models if key in trained])
 
     def _trained_model(self, node: Node) -> ModelKey | None:
         """The model a node trains; None for every other node."""
@@ -134,20 +143,12 @@ class ProgressHooks:
         if self._plan is not None and self._trained_model(node) is None:
             return
         progress = _ModelProgress(self._clock if self._plan is not None else None)
-        self._node_runs.listeners = [
-            training_events.subscribe(progress.on_start, training_events.TrainingStart),
-            training_events.subscribe(progress.on_epoch_end),
-        ]
+        self._listeners.open(node.name, progress.on_start, progress.on_epoch_end)
 
     @hook_impl
     def after_node_run(self, node: Node) -> None:
-        self._stop_listening()
+        self._listeners.close(node.name)
 
     @hook_impl
     def on_node_error(self, node: Node) -> None:
-        self._stop_listening()
-
-    def _stop_listening(self) -> None:
-        for listener in getattr(self._node_runs, "listeners", ()):
-            training_events.unsubscribe(listener)
-        self._node_runs.listeners = []
+        self._listeners.close(node.name)

@@ -13,9 +13,10 @@ One module per job, so each reads in one sitting:
 - :mod:`.serving`: the served model's loader and its input contract (pixels 0-255);
 - :mod:`.registry`: registered models, one version per trained model, the ``best`` aliases;
 - :mod:`.signals`: Ctrl-C / SIGTERM / exit end the runs KILLED;
-- :mod:`.context`: a tracked run as any process recovers it from its catalog and MLflow.
+- :mod:`.context`: a tracked run as any process recovers it from its catalog and MLflow;
+- :mod:`.tracker`: the run tree driven by Kedro's hook calls: what each node's outputs become.
 
-The Kedro hook that drives these modules is :mod:`activation_compare.hooks.tracking`.
+The Kedro hook :mod:`activation_compare.hooks.tracking` forwards Kedro's calls to :mod:`.tracker`.
 
 This package is the only place that knows about MLflow, and MLflow is
 imported only once a tracked pipeline starts; nodes stay pure.

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from activation_compare.identity import ComparePlan
+from activation_compare.params import ProjectParameters, validate_parameters
+from activation_compare.tracking import runs
 from activation_compare.tracking.settings import CATALOG_ENTRY, TrackedPipeline
+from activation_compare.tracking.store import open_store
 
 if TYPE_CHECKING:
     from activation_compare.tracking.runs import RunRef
@@ -31,16 +34,13 @@ class RunContext:
     store: Store
     parent: RunRef
     plan: ComparePlan
-    parameters: dict[str, Any]
+    parameters: ProjectParameters
     tracked: TrackedPipeline
     pid: int = field(default_factory=os.getpid)
 
 
 def find_context(catalog: Any, run_id: str) -> RunContext | None:
     """The tracked run ``run_id`` as this process sees it; None if the run is not tracked."""
-    from activation_compare.tracking import runs
-    from activation_compare.tracking.store import open_store
-
     if catalog is None or CATALOG_ENTRY not in catalog.keys():
         return None
     tracked = catalog.load(CATALOG_ENTRY)
@@ -53,9 +53,7 @@ def find_context(catalog: Any, run_id: str) -> RunContext | None:
     return RunContext(store, parent, plan, parameters, tracked)
 
 
-def run_parameters(catalog: Any) -> tuple[dict[str, Any], ComparePlan]:
-    """The run's validated parameters (as JSON-like data) and its plan, from the catalog."""
-    from activation_compare.params import validate_parameters
-
+def run_parameters(catalog: Any) -> tuple[ProjectParameters, ComparePlan]:
+    """The run's validated parameters and its plan, from the catalog."""
     validated = validate_parameters(catalog.load("parameters"))
-    return validated.model_dump(mode="json"), ComparePlan.from_params(validated)
+    return validated, ComparePlan.from_params(validated)

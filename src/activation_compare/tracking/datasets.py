@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from activation_compare.identity import TEST_SET, TRAIN_SET, VALIDATION_SET
+from activation_compare.params import DataParams
 from activation_compare.tracking.store import Store
 
 CONTEXT_TAG = "mlflow.data.context"
@@ -26,11 +27,9 @@ CONTEXT_TAG = "mlflow.data.context"
 SPLITS = {TRAIN_SET: "train", VALIDATION_SET: "validation", TEST_SET: "test"}
 
 
-def source_of(parameters: Mapping[str, Any]) -> tuple[str, str, str]:
-    """The data's kind (``cifar10`` …), MLflow source type and source JSON, from the run's parameters."""
-    data = parameters.get("data") or {}
-    kind = str(data.get("source") or "data")
-    path = data.get("path")
+def source_of(data: DataParams) -> tuple[str, str, str]:
+    """The data's kind (``cifar10`` …), MLflow source type and source JSON, from the ``data`` parameters."""
+    kind, path = str(data.source), data.path
     if path:
         return kind, "local", json.dumps({"uri": str(path)})
     if kind == "cifar10":
@@ -40,11 +39,11 @@ def source_of(parameters: Mapping[str, Any]) -> tuple[str, str, str]:
     return kind, "code", json.dumps({"tags": {"generator": f"activation_compare.datasets.{kind}"}})
 
 
-def dataset_inputs(parameters: Mapping[str, Any], inputs: Mapping[str, Any]) -> list[Any]:
+def dataset_inputs(data: DataParams, inputs: Mapping[str, Any]) -> list[Any]:
     """The splits among a node's inputs as MLflow dataset inputs."""
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
-    kind, source_type, source = source_of(parameters)
+    kind, source_type, source = source_of(data)
     found = []
     for name, context in SPLITS.items():
         split = inputs.get(name)
@@ -57,9 +56,9 @@ def dataset_inputs(parameters: Mapping[str, Any], inputs: Mapping[str, Any]) -> 
     return found
 
 
-def log_datasets(store: Store, run_id: str, parameters: Mapping[str, Any], inputs: Mapping[str, Any]) -> None:
+def log_datasets(store: Store, run_id: str, data: DataParams, inputs: Mapping[str, Any]) -> None:
     """Record the splits among ``inputs`` as inputs of the run (each once)."""
-    found = dataset_inputs(parameters, inputs)
+    found = dataset_inputs(data, inputs)
     if not found:
         return
     have = {(d.name, d.digest) for d in run_datasets(store, run_id).values()}

@@ -9,9 +9,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from activation_compare.identity import TEST_SET, TRAIN_SET, VALIDATION_SET, ModelKey
+from activation_compare.params import ProjectParameters, Protocol
+
+if TYPE_CHECKING:
+    from activation_compare.training_events import TrainingStart
 
 _MAX_TAG_CHARS = 5000
 # The catalog's and every model's parameters that describe the whole comparison.
@@ -29,69 +33,70 @@ def version(package: str) -> str | None:
         return None
 
 
-def shared_params(parameters: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's parameters as MLflow params (``parameters``: the validated schema, as JSON)."""
-    data, training = parameters.get("data") or {}, parameters.get("training") or {}
-    optimizer = training.get("optimizer") or {}
-    compare, model = parameters.get("compare") or {}, parameters.get("model") or {}
-    validation_split = data.get("validation_split", 0.0) or 0.0
-    tuning = parameters.get("tuning") or {}
-    rigorous = compare.get("protocol") == "rigorous"
-    params = {
-        "compare.activations": compare.get("activations"),
-        "compare.baseline": compare.get("baseline"),
-        "compare.confidence_level": compare.get("confidence_level"),
-        "training.seeds": training.get("seeds"),
-        "training.epochs": training.get("epochs"),
-        "training.batch_size": training.get("batch_size"),
-        "training.optimizer": optimizer.get("name"),
-        "training.learning_rate": optimizer.get("learning_rate"),
-        "model.architecture": model.get("architecture"),
-        "model.precision": model.get("precision"),
-        "data.source": data.get("source"),
-        "data.path": data.get("path"),
-        "data.limit_train": data.get("limit_train"),
-        "data.limit_test": data.get("limit_test"),
-        "data.validation_split": validation_split,
-        "data.validation_mode": "test_set" if float(validation_split) == 0 and not rigorous else "holdout",
-        "data.split_seed": data.get("split_seed"),
-        "compare.protocol": compare.get("protocol"),
+def shared_params(parameters: ProjectParameters) -> dict[str, Any]:
+    """The run's parameters as MLflow params."""
+    data, training, compare = parameters.data, parameters.training, parameters.compare
+    rigorous = compare.protocol is Protocol.RIGOROUS
+    params: dict[str, Any] = {
+        "compare.activations": list(compare.activations),
+        "compare.baseline": compare.baseline,
+        "compare.confidence_level": compare.confidence_level,
+        "training.seeds": list(training.seeds),
+        "training.epochs": training.epochs,
+        "training.batch_size": training.batch_size,
+        "training.optimizer": training.optimizer.name,
+        "training.learning_rate": training.optimizer.learning_rate,
+        "model.architecture": parameters.model.architecture,
+        "model.precision": parameters.model.precision,
+        "data.source": data.source,
+        "data.path": data.path,
+        "data.limit_train": data.limit_train,
+        "data.limit_test": data.limit_test,
+        "data.validation_split": data.validation_split,
+        "data.validation_mode": "test_set" if float(data.validation_split) == 0 and not rigorous else "holdout",
+        "data.split_seed": data.split_seed,
+        "compare.protocol": compare.protocol,
         "tensorflow_version": version("tensorflow"),
         "keras_version": version("keras"),
         "mlflow_version": version("mlflow"),
     }
     if rigorous:  # the learning rates are tuned: the grid, not training's one rate
         params["training.learning_rate"] = None
-        params.update({f"tuning.{k}": tuning.get(k) for k in ("learning_rates", "epochs", "seed", "validation_size")})
+        tuning = parameters.tuning
+        params.update({
+            "tuning.learning_rates": list(tuning.learning_rates),
+            "tuning.epochs": tuning.epochs,
+            "tuning.seed": tuning.seed,
+            "tuning.validation_size": tuning.validation_size,
+        })
     return {k: v for k, v in params.items() if v is not None}
 
 
-def model_params(parameters: Mapping[str, Any], key: ModelKey) -> dict[str, Any]:
-    """One model's params: its activation and settings, and the run's training and data params."""
-    spec = (parameters.get("activations") or {}).get(key.activation) or {}
+def model_params(parameters: ProjectParameters, key: ModelKey) -> dict[str, Any]:
+    """One model's params: its activation and settings, and the run's training and data params.
+
+    Under the rigorous protocol a model's learning rate and epochs are its own
+    (a trial's, a final model's chosen rate): the training node computes them,
+    and they are logged from its :class:`~activation_compare.training_events.TrainingStart`
+    (:func:`training_params`), not here.
+    """
+    spec = parameters.activations.get(key.activation)
     params: dict[str, Any] = {"activation": key.activation, "seed": key.seed}
     if key.trial is not None:
         params["trial"] = key.trial
-    params.update({f"activation.{name}": value for name, value in spec.items()})
+    if spec is not None:
+        params.update({f"activation.{name}": value for name, value in spec.model_dump(mode="json").items()})
     shared = shared_params(parameters)
     params.update({k: v for k, v in shared.items() if k not in _COMPARISON_PARAMS})
-    params.update(_tuned_params(parameters, key))
+    if parameters.compare.protocol is Protocol.RIGOROUS:
+        params.pop("training.learning_rate", None)
+        params.pop("training.epochs", None)
     return {k: v for k, v in params.items() if v is not None}
 
 
-def _tuned_params(parameters: Mapping[str, Any], key: ModelKey) -> dict[str, Any]:
-    """Under the rigorous protocol: a trial's own learning rate and epochs; a final model's are chosen later.
-
-    A final model's learning rate is the one its activation's tuning chose, logged
-    when its training starts (it is an input of the training node, not a parameter).
-    """
-    if (parameters.get("compare") or {}).get("protocol") != "rigorous":
-        return {}
-    if key.trial is None:
-        return {"training.learning_rate": None}
-    tuning = parameters.get("tuning") or {}
-    epochs = tuning.get("epochs") or (parameters.get("training") or {}).get("epochs")
-    return {"training.learning_rate": tuning["learning_rates"][key.trial], "training.epochs": epochs}
+def training_params(start: TrainingStart) -> dict[str, Any]:
+    """The settings a model trains with, as its training node computed them (its ``TrainingStart``)."""
+    return {"training.learning_rate": start.learning_rate, "training.epochs": start.epochs}
 
 
 def data_params(inputs: Mapping[str, Any]) -> dict[str, Any]:

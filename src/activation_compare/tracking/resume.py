@@ -29,6 +29,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from activation_compare.identity import TAG_MODEL, ModelKey
+from activation_compare.params import ProjectParameters
+from activation_compare.training_events import Mode, TrainingStart
 from activation_compare.tracking.runs import (
     TAG_HOST,
     TAG_KEDRO_RUN_ID,
@@ -57,7 +59,7 @@ TAG_RESUMED_FROM = "kedro.resumed_from_run_id"
 TAG_REUSED_FROM = "kedro.reused_from_run_id"
 _EPOCH_ROW_FIELDS = ("epoch", "time_ms")
 _MAX_BATCH_METRICS = 1000
-_TRAINING = {"fresh": "trained", "resume": "resumed", "reuse": "reused"}
+_TRAINING = {Mode.FRESH: "trained", Mode.RESUME: "resumed", Mode.REUSE: "reused"}
 
 
 def owner_alive(tags: Mapping[str, str]) -> bool:
@@ -89,21 +91,21 @@ def settle_training_run(
     store: Store,
     parent: RunRef,
     key: ModelKey,
-    start: Any,
-    parameters: Mapping[str, Any],
+    start: TrainingStart,
+    parameters: ProjectParameters,
     data_params: Mapping[str, Any],
 ) -> RunRef:
     """The run that records this training (see the module docstring), with its history logged.
 
     ``start`` is the training node's ``TrainingStart``; ``data_params`` the
-    sizes of the data the node trains on.
+    sizes of the data the node trains on and the model's settings.
     """
     kedro_run_id = parent.tags[TAG_KEDRO_RUN_ID]
     history = [dict(row) for row in start.history]
     earlier = _earlier_runs(store, key, start.fingerprint, kedro_run_id)
     logged: dict[str, set[int]] = {}
     run = None
-    if start.mode != "fresh":
+    if start.mode is not Mode.FRESH:
         for candidate in earlier:
             logged = _continuable(store, candidate, history)
             if logged is not None:
@@ -111,15 +113,15 @@ def settle_training_run(
                 break
         logged = logged or {}
     if run is None:
-        tags = {TAG_TRAINING: _TRAINING.get(start.mode, "trained"), TAG_FINGERPRINT: start.fingerprint}
-        if start.mode != "fresh" and earlier:
-            tags[TAG_REUSED_FROM if start.mode == "reuse" else TAG_RESUMED_FROM] = earlier[0].run_id
+        tags = {TAG_TRAINING: _TRAINING[start.mode], TAG_FINGERPRINT: start.fingerprint}
+        if start.mode is not Mode.FRESH and earlier:
+            tags[TAG_REUSED_FROM if start.mode is Mode.REUSE else TAG_RESUMED_FROM] = earlier[0].run_id
         if parent.model == key.name:  # a single-model run: the parent records the model
             run = parent
             set_tags(store, run.run_id, tags)
         else:
             run = model_run(store, parent, key, parameters, tags)
-            if start.mode != "fresh":
+            if start.mode is not Mode.FRESH:
                 # This Kedro run's own run of the model, when the process that trained it
                 # died and another goes on (a Dask worker): its epochs are not logged twice,
                 # and the run now names the process that owns it.

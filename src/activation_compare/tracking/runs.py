@@ -27,6 +27,7 @@ from typing import Any
 
 from activation_compare.datasets.provenance import git_commit
 from activation_compare.identity import TAG_MODEL, ModelKey
+from activation_compare.params import ProjectParameters, Protocol
 from activation_compare.tracking.params import (
     model_params,
     param_value,
@@ -78,7 +79,7 @@ def metric_key(name: str) -> str:
 
 def process_tags() -> dict[str, str]:
     """Which process owns a run, so a later run can tell a dead owner from a live one."""
-    tags = {TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid()), TAG_WORKER: _worker()}
+    tags = {TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid()), TAG_WORKER: worker_identity()}
     try:
         import psutil
 
@@ -88,7 +89,7 @@ def process_tags() -> dict[str, str]:
     return tags
 
 
-def _worker() -> str:
+def worker_identity() -> str:
     """The Dask worker running this task (DaskRunner), else ``host:pid``."""
     distributed = sys.modules.get("distributed")  # never imported just to ask
     if distributed is not None:
@@ -138,7 +139,7 @@ def pipeline_name(run_params: Mapping[str, Any], pipeline: Any) -> str:
     return "+".join(names)
 
 
-def parent_run_name(pipeline: str, keys: list[ModelKey], parameters: Mapping[str, Any]) -> str:
+def parent_run_name(pipeline: str, keys: list[ModelKey], parameters: ProjectParameters) -> str:
     """What a run compares, e.g. ``relu vs rrelu, seeds 0,1,2, 15 epochs, synthetic``.
 
     A run of one model is named after it (``rrelu-seed0``); one that trains no
@@ -149,12 +150,11 @@ def parent_run_name(pipeline: str, keys: list[ModelKey], parameters: Mapping[str
     if not keys:
         return pipeline
     activations = " vs ".join(dict.fromkeys(key.activation for key in keys))
-    rigorous = (parameters.get("compare") or {}).get("protocol") == "rigorous"
+    rigorous = parameters.compare.protocol is Protocol.RIGOROUS
     # The seeds compared: a rigorous run's tuning trials have a seed of their own.
     seeds = sorted({key.seed for key in keys if key.trial is None} or {key.seed for key in keys})
     seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {','.join(map(str, seeds))}"
-    epochs = (parameters.get("training") or {}).get("epochs")
-    source = (parameters.get("data") or {}).get("source")
+    epochs, source = parameters.training.epochs, parameters.data.source
     epoch_text = f"{epochs} epoch{'' if epochs == 1 else 's'}" if epochs else None
     parts = [activations, seed_text, epoch_text, source, "rigorous" if rigorous else None]
     return ", ".join(str(part) for part in parts if part)
@@ -218,6 +218,15 @@ def create_run(store: Store, name: str, tags: Mapping[str, str], params: Mapping
     return RunRef(ref.run_id, name, dict(tags), {k: param_value(v) for k, v in params.items() if v is not None})
 
 
+def create_child(
+    store: Store, parent: RunRef, name: str, tags: Mapping[str, str], params: Mapping[str, Any]
+) -> RunRef:
+    """A run nested under ``parent``: the parent's :data:`INHERITED_TAGS`, this process's tags, then ``tags``."""
+    inherited = {k: parent.tags[k] for k in INHERITED_TAGS if k in parent.tags}
+    all_tags = {**inherited, **process_tags(), TAG_PARENT_RUN_ID: parent.run_id, **tags}
+    return create_run(store, name, all_tags, params)
+
+
 def find_parent(store: Store, kedro_run_id: str) -> RunRef | None:
     """The parent run of a Kedro run (the one of its runs without a parent)."""
     runs = [r for r in search(store, {TAG_KEDRO_RUN_ID: kedro_run_id}) if r.parent_id is None]
@@ -242,7 +251,7 @@ def model_run(
     store: Store,
     parent: RunRef,
     key: ModelKey,
-    parameters: Mapping[str, Any],
+    parameters: ProjectParameters,
     tags: Mapping[str, str] | None = None,
 ) -> RunRef:
     """The model's run in this Kedro run, created under ``parent`` (with ``tags``) if it has none yet.
@@ -254,11 +263,8 @@ def model_run(
     with store_lock(store.uri, "runs"):
         found = find_model_run(store, parent.tags[TAG_KEDRO_RUN_ID], key)
         if found is None:
-            inherited = {k: parent.tags[k] for k in INHERITED_TAGS if k in parent.tags}
-            all_tags = {
-                **inherited, **process_tags(), **key.run_tags(), TAG_PARENT_RUN_ID: parent.run_id, **(tags or {})
-            }
-            return create_run(store, key.run_name, all_tags, model_params(parameters, key))
+            all_tags = {**key.run_tags(), **(tags or {})}
+            return create_child(store, parent, key.run_name, all_tags, model_params(parameters, key))
     if tags:
         set_tags(store, found.run_id, tags)
     return found
@@ -317,9 +323,16 @@ def end_run(
     *,
     only_if_running: bool = True,
 ) -> bool:
-    """End a run (FINISHED, FAILED, KILLED), tagging the error; False if it had ended already."""
-    if only_if_running and store.client.get_run(run_id).info.status not in ("RUNNING", "SCHEDULED"):
+    """End a run (FINISHED, FAILED, KILLED), tagging the error; False if it had ended already.
+
+    A run that ends FINISHED loses the error tags of an earlier failed attempt
+    it continues (:mod:`.resume`): its last attempt did not fail.
+    """
+    run = store.client.get_run(run_id) if only_if_running or status == "FINISHED" else None
+    if only_if_running and run.info.status not in ("RUNNING", "SCHEDULED"):
         return False
+    if status == "FINISHED":
+        clear_error(store, run_id, run.data.tags)
     if error is not None:
         text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
         tags = {TAG_ERROR: text}
@@ -328,6 +341,13 @@ def end_run(
         set_tags(store, run_id, tags)
     store.client.set_terminated(run_id, status=status, end_time=now_ms())
     return True
+
+
+def clear_error(store: Store, run_id: str, tags: Mapping[str, str]) -> None:
+    """Delete the error tags (``kedro.error``, ``kedro.failed_node``) that ``tags`` hold."""
+    for tag in (TAG_ERROR, TAG_FAILED_NODE):
+        if tag in tags:
+            store.client.delete_tag(run_id, tag)
 
 
 def end_open_runs(store: Store, kedro_run_id: str, status: str) -> None:
@@ -349,6 +369,8 @@ def end_open_runs(store: Store, kedro_run_id: str, status: str) -> None:
     runs.sort(key=lambda r: r.parent_id is None)
     for run in runs:
         try:
+            if status == "FINISHED":
+                clear_error(store, run.run_id, run.tags)
             store.client.set_terminated(run.run_id, status=status, end_time=now_ms())
         except Exception as exc:  # noqa: BLE001 - try every run
             logger.warning("MLflow: could not end run %s (%s) as %s: %s", run.name, run.run_id, status, exc)

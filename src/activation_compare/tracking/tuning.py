@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from activation_compare.identity import TAG_ACTIVATION, TAG_TUNING, ModelKey
+from activation_compare.params import ProjectParameters
 from activation_compare.tracking import runs
 from activation_compare.tracking.store import Store
 
@@ -29,29 +30,22 @@ def run_name(activation: str) -> str:
     return f"{activation}-tuning".replace("_", "-")
 
 
-def tuning_run(store: Store, parent: runs.RunRef, activation: str, parameters: Mapping[str, Any]) -> runs.RunRef:
+def tuning_run(store: Store, parent: runs.RunRef, activation: str, parameters: ProjectParameters) -> runs.RunRef:
     """The run of ``activation``'s tuning in this Kedro run, created under ``parent`` if it has none yet."""
     kedro_run_id = parent.tags[runs.TAG_KEDRO_RUN_ID]
     found = _tuning_runs(store, kedro_run_id, activation)
     if found:
         return found[0]
-    inherited = {k: parent.tags[k] for k in runs.INHERITED_TAGS if k in parent.tags}
-    tags = {
-        **inherited,
-        **runs.process_tags(),
-        TAG_TUNING: activation,
-        TAG_ACTIVATION: activation,
-        runs.TAG_PARENT_RUN_ID: parent.run_id,
-    }
-    tuning = parameters.get("tuning") or {}
+    tuning = parameters.tuning
     params = {
         "activation": activation,
-        "tuning.learning_rates": tuning.get("learning_rates"),
-        "tuning.epochs": tuning.get("epochs") or (parameters.get("training") or {}).get("epochs"),
-        "tuning.seed": tuning.get("seed"),
-        "tuning.validation_size": tuning.get("validation_size"),
+        "tuning.learning_rates": list(tuning.learning_rates),
+        "tuning.epochs": tuning.epochs or parameters.training.epochs,  # what every trial trains
+        "tuning.seed": tuning.seed,
+        "tuning.validation_size": tuning.validation_size,
     }
-    run = runs.create_run(store, run_name(activation), tags, params)
+    tags = {TAG_TUNING: activation, TAG_ACTIVATION: activation}
+    run = runs.create_child(store, parent, run_name(activation), tags, params)
     same = _tuning_runs(store, kedro_run_id, activation)
     if same and same[0].run_id != run.run_id:
         store.client.delete_run(run.run_id)
@@ -64,7 +58,7 @@ def _tuning_runs(store: Store, kedro_run_id: str, activation: str) -> list[runs.
     return [r for r in found if r.parent_id]
 
 
-def parent_of(store: Store, parent: runs.RunRef, key: ModelKey, parameters: Mapping[str, Any]) -> runs.RunRef:
+def parent_of(store: Store, parent: runs.RunRef, key: ModelKey, parameters: ProjectParameters) -> runs.RunRef:
     """The run a model's run nests under: its activation's tuning run for a trial, else ``parent``."""
     if key.trial is None:
         return parent

@@ -51,7 +51,7 @@ class TrainingSession:
 
     def __init__(
         self, store: CheckpointFolder, record: dict[str, Any], mode: Mode, epochs: int,
-        key: ModelKey, fingerprint: str,
+        key: ModelKey, fingerprint: str, learning_rate: float | None = None,
     ) -> None:
         self.store = store
         self.record = record
@@ -59,6 +59,7 @@ class TrainingSession:
         self.epochs = epochs
         self.key = key
         self.fingerprint = fingerprint
+        self.learning_rate = learning_rate
         #: Epochs already trained: ``fit`` starts after them.
         self.initial_epoch = int(record["epochs_done"])
 
@@ -84,9 +85,10 @@ class TrainingSession:
                 key=self.key,
                 epochs=self.epochs,
                 initial_epoch=self.initial_epoch,
-                mode=str(self.mode),
+                mode=self.mode,
                 fingerprint=self.fingerprint,
                 history=[dict(row) for row in self.record["history"]],
+                learning_rate=self.learning_rate,
             )
         )
 
@@ -200,13 +202,14 @@ class Checkpoints:
                         self.label, folder, record.get("epochs_done"), epochs,
                     )
                     continue
-                yield self._start(store, record, fingerprint, folder.name, model, epochs, retrain, key)
+                yield self._start(store, record, fingerprint, folder.name, model, params, key)
                 return
 
     def _start(
         self, store: CheckpointFolder, record: dict[str, Any] | None, fingerprint: dict[str, Any],
-        name: str, model: Any, epochs: int, retrain: bool, key: ModelKey,
+        name: str, model: Any, params: Any, key: ModelKey,
     ) -> TrainingSession:
+        epochs, retrain = int(params.epochs), bool(getattr(params, "retrain", False))
         decision = decide(
             record, fingerprint, epochs=epochs, retrain=retrain,
             weights_exist=record is not None and store.weights_exist(record), where=str(store.directory),
@@ -233,7 +236,12 @@ class Checkpoints:
                 record["status"] = "training"  # more epochs asked for than it has
                 store.commit(record)
         store.collect_garbage(record)
-        session = TrainingSession(store, record, decision.mode, epochs, key, name)
+        optimizer = getattr(params, "optimizer", None)
+        learning_rate = getattr(optimizer, "learning_rate", None)
+        session = TrainingSession(
+            store, record, decision.mode, epochs, key, name,
+            float(learning_rate) if learning_rate is not None else None,
+        )
         session.announce()
         return session
 

@@ -20,18 +20,12 @@ record of the folder that matches the run's training fingerprint:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
+# The event's vocabulary: the decision is what TrainingStart.mode reports.
+from activation_compare.training_events import Mode
+
 from .fingerprint import differences
-
-
-class Mode(StrEnum):
-    """How a model's training begins (``TrainingStart.mode``)."""
-
-    FRESH = "fresh"
-    RESUME = "resume"
-    REUSE = "reuse"
 
 
 @dataclass(frozen=True)
