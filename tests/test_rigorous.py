@@ -153,7 +153,7 @@ def test_the_checkpoint_keeps_the_best_validation_epochs_weights(tmp_path):
         folder.save_epoch(model, record, epoch, {"loss": 1.0, "val_accuracy": val_accuracy})
     # The last epoch (to resume from) and the best (epoch 2: the earliest of the two 0.7s).
     assert sorted(p.name for p in tmp_path.glob("epoch-*")) == ["epoch-0002.npz", "epoch-0005.npz"]
-    assert record["best_epoch"] == 2 and record["weights"] == "epoch-0005.npz"
+    assert record.best_epoch == 2 and record.weights == "epoch-0005.npz"
     folder.collect_garbage(record)
     assert len(list(tmp_path.glob("epoch-*"))) == 2
     restored = _tiny_model()

@@ -7,6 +7,7 @@ A tiny Keras model trained for real through the checkpoints (seconds, no Kedro).
 from __future__ import annotations
 
 import errno
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -232,7 +233,7 @@ def test_a_kill_between_any_two_epoch_end_steps_is_recoverable(tmp_path, monkeyp
             return real_replace(temporary, final)
 
         def commit(self, record):
-            if record.get("weights") == "epoch-0002.npz" and crash == "before committing state.json":
+            if record.weights == "epoch-0002.npz" and crash == "before committing state.json":
                 raise Killed
             return real_commit(self, record)
 
@@ -376,3 +377,35 @@ def test_storage_errors_name_the_path_and_what_to_do(tmp_path, monkeypatch, numb
     assert f"Cannot write the training checkpoint {session.directory / 'epoch-0001.npz'}" in message
     assert errno.errorcode[number] in message and ";" in message
     assert not [p for p in session.directory.iterdir() if p.name.startswith(".") and "tmp" in p.name]
+
+
+# --- the record in state.json ---------------------------------------------------------------
+
+
+def test_a_state_file_written_before_the_record_was_typed_still_loads(tmp_path):
+    """A format-2 state.json of an earlier version (no best-epoch fields yet) loads as it is."""
+    folder = tmp_path / "m" / "abc"
+    folder.mkdir(parents=True)
+    (folder / "state.json").write_text(json.dumps({
+        "format": 2, "status": "finished", "epochs": 2, "epochs_done": 2, "weights": "epoch-0002.npz",
+        "fingerprint": {"seed": 0}, "history": [{"epoch": 1, "loss": 1.0}, {"epoch": 2, "loss": 0.5}],
+        "created": "2026-01-01T00:00:00+0000", "updated": "2026-01-01T00:00:01+0000",
+    }))
+    record = store.CheckpointFolder(folder, "m").read()
+    assert record.status is store.Status.FINISHED and record.epochs_done == 2
+    assert record.best_weights is None and [row["epoch"] for row in record.history] == [1, 2]
+    assert store.CheckpointRecord.from_json(record.to_json()) == record
+
+
+@pytest.mark.parametrize("state, says", [
+    ({"format": 1, "status": "finished"}, "format 1, this version reads format 2"),
+    ({"format": 2, "status": "done", "epochs": 2, "fingerprint": {}}, "status is one of 'training', 'finished'"),
+    ({"format": 2, "epochs": 2, "fingerprint": {}, "owner": "x"}, "unknown fields ['owner']"),
+])
+def test_a_state_file_this_version_cannot_read_is_ignored_saying_why(tmp_path, state, says):
+    folder = tmp_path / "m" / "abc"
+    folder.mkdir(parents=True)
+    (folder / "state.json").write_text(json.dumps(state))
+    with logged_messages("activation_compare.training_state.store") as lines:
+        assert store.CheckpointFolder(folder, "m").read() is None
+    assert any("cannot be read by this version" in line and says in line for line in lines), lines

@@ -4,7 +4,8 @@ One job per module:
 
 - :mod:`.fingerprint`: what a checkpoint was trained on, and what differs;
 - :mod:`.lock`: one process at a time per checkpoint folder (``flock``);
-- :mod:`.store`: the folder on disk (weights ``.npz``, the ``state.json`` commit record);
+- :mod:`.store`: the folder on disk (weights ``.npz``, the ``state.json`` commit record,
+  a :class:`~.store.CheckpointRecord` with a :class:`~.store.Status`);
 - :mod:`.decision`: fresh, resume or reuse;
 - :mod:`.callback`: the Keras callback that commits every epoch;
 - :mod:`.checkpoints`: the handle the training node gets, and its session;
@@ -17,5 +18,8 @@ Nothing here knows about MLflow: a tracker learns what happens from
 from .checkpoints import Checkpoints, TrainingSession, training_session
 from .dataset import CheckpointsDataset
 from .decision import Mode
+from .store import CheckpointRecord, Status
 
-__all__ = ["Checkpoints", "CheckpointsDataset", "Mode", "TrainingSession", "training_session"]
+__all__ = [
+    "CheckpointRecord", "Checkpoints", "CheckpointsDataset", "Mode", "Status", "TrainingSession", "training_session",
+]

@@ -41,7 +41,7 @@ from activation_compare.identity import ModelKey
 from .decision import Decision, Mode, decide
 from .fingerprint import differences, fingerprint_id, training_fingerprint
 from .lock import folder_lock
-from .store import STATE_FILE, CheckpointFolder
+from .store import STATE_FILE, CheckpointFolder, CheckpointRecord, Status
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class TrainingSession:
     """One training of one model, under its folder's lock: what to train and the epoch commits."""
 
     def __init__(
-        self, store: CheckpointFolder, record: dict[str, Any], mode: Mode, epochs: int,
+        self, store: CheckpointFolder, record: CheckpointRecord, mode: Mode, epochs: int,
         key: ModelKey, fingerprint: str, learning_rate: float | None = None,
     ) -> None:
         self.store = store
@@ -61,7 +61,7 @@ class TrainingSession:
         self.fingerprint = fingerprint
         self.learning_rate = learning_rate
         #: Epochs already trained: ``fit`` starts after them.
-        self.initial_epoch = int(record["epochs_done"])
+        self.initial_epoch = record.epochs_done
 
     @property
     def directory(self) -> Path:
@@ -87,7 +87,7 @@ class TrainingSession:
                 initial_epoch=self.initial_epoch,
                 mode=self.mode,
                 fingerprint=self.fingerprint,
-                history=[dict(row) for row in self.record["history"]],
+                history=[dict(row) for row in self.record.history],
                 learning_rate=self.learning_rate,
             )
         )
@@ -100,7 +100,7 @@ class TrainingSession:
         """Every epoch trained so far, from the committed record, as a DataFrame."""
         import pandas as pd
 
-        rows = [{k: v for k, v in row.items() if k != "time_ms"} for row in self.record["history"]]
+        rows = [{k: v for k, v in row.items() if k != "time_ms"} for row in self.record.history]
         frame = pd.DataFrame(rows)
         if frame.empty:
             return pd.DataFrame({"epoch": pd.Series(dtype="int64")})
@@ -118,7 +118,7 @@ class TrainingSession:
             The complete history (``history``, what ``fit`` saw now, is only the
             resumed part; it is returned as given when nothing was committed).
         """
-        if not self.record["history"] and history is not None:
+        if not self.record.history and history is not None:
             return history
         self.store.mark_finished(self.record)
         self.store.collect_garbage(self.record)
@@ -194,19 +194,19 @@ class Checkpoints:
                 record = store.read()
                 if (
                     folder == primary and not retrain and record is not None
-                    and record.get("fingerprint") == fingerprint and int(record.get("epochs_done", 0)) > epochs
+                    and record.fingerprint == fingerprint and record.epochs_done > epochs
                 ):
                     logger.info(
                         "%s: the checkpoint in %s has %s epochs, more than training.epochs=%d; "
                         "it is kept, and this training gets a folder of its own",
-                        self.label, folder, record.get("epochs_done"), epochs,
+                        self.label, folder, record.epochs_done, epochs,
                     )
                     continue
                 yield self._start(store, record, fingerprint, folder.name, model, params, key)
                 return
 
     def _start(
-        self, store: CheckpointFolder, record: dict[str, Any] | None, fingerprint: dict[str, Any],
+        self, store: CheckpointFolder, record: CheckpointRecord | None, fingerprint: dict[str, Any],
         name: str, model: Any, params: Any, key: ModelKey,
     ) -> TrainingSession:
         epochs, retrain = int(params.epochs), bool(getattr(params, "retrain", False))
@@ -223,7 +223,7 @@ class Checkpoints:
             if record is not None:
                 logger.warning(
                     "%s: discarded the checkpoint in %s (%s epochs, %s): %s; training from scratch",
-                    self.label, store.directory, record.get("epochs_done"), record.get("status"), decision.reason,
+                    self.label, store.directory, record.epochs_done, record.status, decision.reason,
                 )
             else:
                 self._say_what_differs(store.directory, fingerprint)
@@ -231,9 +231,9 @@ class Checkpoints:
             store.commit(record)
         else:
             logger.info("%s: %s", self.label, decision.reason)
-            record["epochs"] = epochs
-            if decision.mode == Mode.RESUME and record.get("status") == "finished":
-                record["status"] = "training"  # more epochs asked for than it has
+            record.epochs = epochs
+            if decision.mode == Mode.RESUME and record.status is Status.FINISHED:
+                record.status = Status.TRAINING  # more epochs asked for than it has
                 store.commit(record)
         store.collect_garbage(record)
         optimizer = getattr(params, "optimizer", None)
@@ -253,14 +253,14 @@ class Checkpoints:
                 continue
             record = CheckpointFolder(other, self.label).read()
             if record is not None:
-                others.append((str(record.get("updated", "")), other, record))
+                others.append((record.updated, other, record))
         if not others:
             return
         _, other, record = max(others, key=lambda item: item[0])
         logger.info(
             "%s: no checkpoint with these settings; the newest other one (%s) differs: %s. "
             "Training from scratch in %s; the other checkpoints are kept",
-            self.label, other.name, "; ".join(differences(record.get("fingerprint") or {}, fingerprint)), folder,
+            self.label, other.name, "; ".join(differences(record.fingerprint or {}, fingerprint)), folder,
         )
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from activation_compare.training_events import Mode
 
 from .fingerprint import differences
+from .store import CheckpointRecord, Status
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Decision:
 
 
 def decide(
-    record: dict[str, Any] | None,
+    record: CheckpointRecord | None,
     fingerprint: dict[str, Any],
     *,
     epochs: int,
@@ -55,23 +56,23 @@ def decide(
     """
     if record is None:
         return Decision(Mode.FRESH, "no checkpoint")
-    done, status = int(record.get("epochs_done", 0)), record.get("status")
+    done, status = record.epochs_done, record.status
     if retrain:
         return Decision(Mode.FRESH, "training.retrain=true asks to train it again")
-    if record.get("fingerprint") != fingerprint:
-        return Decision(Mode.FRESH, "; ".join(differences(record.get("fingerprint") or {}, fingerprint)))
+    if record.fingerprint != fingerprint:
+        return Decision(Mode.FRESH, "; ".join(differences(record.fingerprint or {}, fingerprint)))
     if done > 0 and not weights_exist:
-        return Decision(Mode.FRESH, f"its weights file {record.get('weights')!r} is missing")
+        return Decision(Mode.FRESH, f"its weights file {record.weights!r} is missing")
     if done > epochs:
         return Decision(Mode.FRESH, f"it has {done} epochs, more than training.epochs={epochs}")
-    if status == "finished" and done == epochs:
+    if status is Status.FINISHED and done == epochs:
         return Decision(
             Mode.REUSE,
             f"already trained ({done} epochs); not training it again (--params training.retrain=true would)",
         )
     if done == epochs:
         return Decision(Mode.REUSE, f"all {epochs} epochs were trained before the interruption")
-    if status == "finished":
+    if status is Status.FINISHED:
         return Decision(
             Mode.RESUME, f"training.epochs grew from {done} to {epochs}: continuing with epoch {done + 1}"
         )

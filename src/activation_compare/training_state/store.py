@@ -24,6 +24,8 @@ import io
 import json
 import logging
 import time
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +106,75 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
+class Status(StrEnum):
+    """Where a checkpoint's training stands (``state.json``'s ``status``)."""
+
+    TRAINING = "training"  # started, interrupted, or asked for more epochs
+    FINISHED = "finished"  # every epoch asked for was trained
+
+
+class UnreadableRecordError(ValueError):
+    """A ``state.json`` this version cannot read (what is wrong is in the message)."""
+
+
+@dataclass
+class CheckpointRecord:
+    """The commit record of a checkpoint folder, ``state.json`` (:data:`STATE_FORMAT`).
+
+    Attributes:
+        fingerprint: What the model trains on (:mod:`.fingerprint`).
+        epochs: The epochs asked for.
+        status: :attr:`Status.FINISHED` once every epoch asked for was trained.
+        epochs_done: Epochs committed (numbered from 1: the last is ``epochs_done``).
+        weights: The weights file of the last epoch committed (None before the first).
+        best_weights, best_epoch: The best validation epoch and its weights file,
+            kept for the rigorous protocol (None: no such epoch, or not kept).
+        history: One row per epoch committed: ``epoch`` (from 1), the metrics,
+            ``time_ms`` (the wall-clock time of its commit).
+        created, updated, finished: When the record was created, last
+            committed, and marked finished.
+    """
+
+    fingerprint: dict[str, Any]
+    epochs: int
+    status: Status = Status.TRAINING
+    epochs_done: int = 0
+    weights: str | None = None
+    best_weights: str | None = None
+    best_epoch: int | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    created: str = field(default_factory=_now)
+    updated: str = ""
+    finished: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Any) -> CheckpointRecord:
+        """The record a ``state.json`` holds.
+
+        Raises:
+            UnreadableRecordError: Another format, or a field this format does not have or allow.
+        """
+        if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise UnreadableRecordError(f"format {found!r}, this version reads format {STATE_FORMAT}")
+        values = {k: v for k, v in data.items() if k != "format"}
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise UnreadableRecordError(f"unknown fields {sorted(unknown)}")
+        try:
+            values["status"] = Status(values.get("status", Status.TRAINING))
+            record = cls(**values)
+            record.epochs, record.epochs_done = int(record.epochs), int(record.epochs_done)
+        except (TypeError, ValueError) as exc:
+            allowed = ", ".join(repr(s.value) for s in Status)
+            raise UnreadableRecordError(f"{exc} (status is one of {allowed})") from exc
+        return record
+
+    def to_json(self) -> dict[str, Any]:
+        """What ``state.json`` holds: the format, then every field."""
+        return {"format": STATE_FORMAT, **asdict(self), "status": self.status.value}
+
+
 class CheckpointFolder:
     """Reads and commits one checkpoint folder (the caller holds its lock)."""
 
@@ -118,49 +189,43 @@ class CheckpointFolder:
     def state_path(self) -> Path:
         return self.directory / STATE_FILE
 
-    def read(self) -> dict[str, Any] | None:
-        """The committed record, or None (missing, unreadable or of another format)."""
+    def read(self) -> CheckpointRecord | None:
+        """The committed record, or None (missing, unreadable or of another format: it is trained afresh)."""
         try:
-            record = json.loads(self.state_path.read_text())
+            data = json.loads(self.state_path.read_text())
         except (FileNotFoundError, NotADirectoryError):
             return None
         except (OSError, ValueError) as exc:
             logger.warning("%s: the training state %s is unreadable (%s); ignoring it", self.label, self.state_path, exc)
             return None
-        if not isinstance(record, dict) or record.get("format") != STATE_FORMAT:
-            logger.warning("%s: %s has an unknown format; ignoring it", self.label, self.state_path)
+        try:
+            return CheckpointRecord.from_json(data)
+        except UnreadableRecordError as exc:
+            logger.warning(
+                "%s: the training state %s cannot be read by this version (%s); ignoring it",
+                self.label, self.state_path, exc,
+            )
             return None
-        return record
 
-    def weights_exist(self, record: dict[str, Any]) -> bool:
-        weights = record.get("weights")
-        return bool(weights) and (self.directory / weights).is_file()
+    def weights_exist(self, record: CheckpointRecord) -> bool:
+        return bool(record.weights) and (self.directory / record.weights).is_file()
 
     @staticmethod
-    def new_record(fingerprint: dict[str, Any], epochs: int) -> dict[str, Any]:
-        return {
-            "format": STATE_FORMAT,
-            "status": "training",
-            "epochs": int(epochs),
-            "epochs_done": 0,
-            "weights": None,
-            "fingerprint": fingerprint,
-            "history": [],
-            "created": _now(),
-        }
+    def new_record(fingerprint: dict[str, Any], epochs: int) -> CheckpointRecord:
+        return CheckpointRecord(fingerprint=fingerprint, epochs=int(epochs))
 
-    def restore(self, model: Any, record: dict[str, Any]) -> None:
+    def restore(self, model: Any, record: CheckpointRecord) -> None:
         """Load the weights ``record`` names into ``model`` (nothing when it has none)."""
-        if record.get("weights"):
-            restore_checkpoint(model, self.directory / record["weights"])
+        if record.weights:
+            restore_checkpoint(model, self.directory / record.weights)
 
-    def commit(self, record: dict[str, Any]) -> None:
+    def commit(self, record: CheckpointRecord) -> None:
         """Replace ``state.json`` atomically: the commit point of every change."""
-        record["updated"] = _now()
-        data = json.dumps(record, indent=1, default=float).encode()
+        record.updated = _now()
+        data = json.dumps(record.to_json(), indent=1, default=float).encode()
         atomic_write_bytes(self.state_path, data, what="training state")
 
-    def save_epoch(self, model: Any, record: dict[str, Any], epoch: int, row: dict[str, float]) -> None:
+    def save_epoch(self, model: Any, record: CheckpointRecord, epoch: int, row: dict[str, float]) -> None:
         """Commit epoch ``epoch`` (from 1): weights first, then the record, then drop the old weights.
 
         A kill between any two steps is recoverable: before the record names
@@ -169,45 +234,47 @@ class CheckpointFolder:
         """
         name = weights_name(epoch)
         atomic_write_bytes(self.directory / name, checkpoint_bytes(model), what="training checkpoint")
-        previous, previous_best = record.get("weights"), record.get("best_weights")
-        record["history"] = [r for r in record["history"] if int(r["epoch"]) < epoch]
-        record["history"].append({"epoch": epoch, **row, "time_ms": int(time.time() * 1000)})
+        previous, previous_best = record.weights, record.best_weights
+        record.history = [r for r in record.history if int(r["epoch"]) < epoch]
+        record.history.append({"epoch": epoch, **row, "time_ms": int(time.time() * 1000)})
         # The best validation epoch's weights stay until a better epoch replaces them.
-        best = best_epoch(record["history"])
+        best = best_epoch(record.history)
         if best == epoch:
-            record["best_weights"] = name
-        elif record.get("best_epoch") != best:  # not kept (a record written before this was)
-            record["best_weights"] = None
-        record.update(epochs_done=epoch, weights=name, status="training", best_epoch=best)
+            record.best_weights = name
+        elif record.best_epoch != best:  # not kept (a record written before this was)
+            record.best_weights = None
+        record.epochs_done, record.weights, record.status, record.best_epoch = epoch, name, Status.TRAINING, best
         self.commit(record)
-        for old in {previous, previous_best} - {None, name, record.get("best_weights")}:
+        for old in {previous, previous_best} - {None, name, record.best_weights}:
             (self.directory / old).unlink(missing_ok=True)
 
-    def restore_best(self, model: Any, record: dict[str, Any]) -> int:
+    def restore_best(self, model: Any, record: CheckpointRecord) -> int:
         """Load the best validation epoch's weights into ``model``; return that epoch (from 1).
 
         Raises:
             FileNotFoundError: the record keeps no best epoch's weights (no epoch
                 with a validation accuracy, or a checkpoint older than this rule).
         """
-        name = record.get("best_weights")
-        if not name or not (self.directory / name).is_file():
+        name = record.best_weights
+        if not name or not (self.directory / name).is_file() or record.best_epoch is None:
             raise FileNotFoundError(
                 f"{self.label}: the checkpoint in {self.directory} does not keep its best "
                 "validation epoch's weights; train it again with --params training.retrain=true"
             )
         restore_checkpoint(model, self.directory / name)
-        return int(record["best_epoch"])
+        return int(record.best_epoch)
 
-    def mark_finished(self, record: dict[str, Any]) -> None:
-        if record.get("status") != "finished":
-            record["status"] = "finished"
-            record["finished"] = _now()
+    def mark_finished(self, record: CheckpointRecord) -> None:
+        if record.status is not Status.FINISHED:
+            record.status = Status.FINISHED
+            record.finished = _now()
             self.commit(record)
 
-    def collect_garbage(self, record: dict[str, Any] | None) -> None:
+    def collect_garbage(self, record: CheckpointRecord | None) -> None:
         """Remove what no commit refers to: older epochs, temporary files of a killed write."""
-        keep = {STATE_FILE, LOCK_FILE, (record or {}).get("weights"), (record or {}).get("best_weights")}
+        keep = {STATE_FILE, LOCK_FILE}
+        if record is not None:
+            keep |= {record.weights, record.best_weights}
         try:
             entries = list(self.directory.iterdir())
         except (FileNotFoundError, NotADirectoryError):
