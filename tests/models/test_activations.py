@@ -6,11 +6,14 @@ import keras
 import numpy as np
 import pytest
 
+from custom_layer import custom_entry, write_layer_package
+
 from activation_compare import params
 from activation_compare.layers import RReLU
 from activation_compare.models import ACTIVATION_TYPES, activation_layer, parse_activation
 from activation_compare.params import (
     ELUSpec,
+    KerasSpec,
     LeakyReLUSpec,
     PReLUSpec,
     ReLUSpec,
@@ -23,27 +26,66 @@ EXPECTED_CLASS = {
     "leaky_relu": keras.layers.LeakyReLU,
     "prelu": keras.layers.PReLU,
     "elu": keras.layers.ELU,
+    "keras": keras.layers.Activation,
+    "custom": "userlayers_models.layers.Swish",
+}
+# One entry of each type (the types with required options need more than their name).
+ENTRIES = {kind: kind for kind in params.ACTIVATION_TYPES} | {
+    "keras": {"type": "keras", "name": "gelu"},
+    "custom": custom_entry("userlayers_models"),
 }
 X = np.array([[[[-2.0, 1.0], [0.0, -0.5]]]], dtype="float32")  # (1, 1, 2, 2): NHWC
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _user_layer_package(tmp_path_factory):
+    """The custom entry's package, importable for this module's tests."""
+    import sys
+
+    folder = tmp_path_factory.mktemp("user_code")
+    write_layer_package(folder, "userlayers_models")
+    sys.path.insert(0, str(folder))
+    yield
+    sys.path.remove(str(folder))
+
+
 def test_types_are_the_params_types():
     assert ACTIVATION_TYPES == params.ACTIVATION_TYPES
-    assert set(EXPECTED_CLASS) == set(ACTIVATION_TYPES)
+    assert set(EXPECTED_CLASS) == set(ACTIVATION_TYPES) == set(ENTRIES)
 
 
 @pytest.mark.parametrize("type_name", params.ACTIVATION_TYPES)
 def test_every_type_builds_and_runs(type_name):
-    layer = activation_layer(parse_activation(type_name), name=f"act_{type_name}", seed=0)
-    assert type(layer) is EXPECTED_CLASS[type_name]
+    layer = activation_layer(parse_activation(ENTRIES[type_name]), name=f"act_{type_name}", seed=0)
+    expected = EXPECTED_CLASS[type_name]
+    if isinstance(expected, str):
+        assert f"{type(layer).__module__}.{type(layer).__qualname__}" == expected
+    else:
+        assert type(layer) is expected
     assert layer.name == f"act_{type_name}"
     y = np.asarray(layer(X))
     assert y.shape == X.shape
-    np.testing.assert_array_equal(y[X >= 0], X[X >= 0])  # all are the identity above 0
+    if type_name in ("keras", "custom"):  # GELU and Swish: smooth, below x above 0
+        assert np.all(y[X > 0] < X[X > 0]) and np.all((y[X < 0] < 0) & (y[X < 0] > X[X < 0]))
+        return
+    np.testing.assert_array_equal(y[X >= 0], X[X >= 0])  # the built-in five are the identity above 0
     if type_name == "relu":
         np.testing.assert_array_equal(y[X < 0], 0.0)
     else:  # the others let a little of the negative part through
         assert np.all((y[X < 0] < 0) & (y[X < 0] > X[X < 0]))
+
+
+@pytest.mark.parametrize("name", ["gelu", "silu", "mish", "selu", "tanh"])
+def test_a_keras_activation_by_name_is_kerass_own_function(name):
+    layer = activation_layer(KerasSpec(name=name), name="act")
+    assert layer.get_config()["activation"] == name
+    np.testing.assert_allclose(layer(X), keras.activations.get(name)(X), rtol=1e-6)
+
+
+def test_a_custom_layer_gets_its_arguments_and_the_models_name_and_dtype():
+    layer = activation_layer(custom_entry("userlayers_models", beta=2.0), name="act1", dtype="mixed_bfloat16")
+    assert (layer.name, layer.beta, layer.dtype_policy.name) == ("act1", 2.0, "mixed_bfloat16")
+    np.testing.assert_allclose(np.asarray(layer(X), dtype="float32"), X / (1 + np.exp(-2.0 * X)), rtol=1e-2)
 
 
 def test_relu_zeroes_negatives():
@@ -124,7 +166,7 @@ def test_unknown_type_lists_the_valid_names(raw):
 
 
 def test_dict_without_type_lists_the_valid_names():
-    with pytest.raises(ValueError, match="no 'type'.*relu, rrelu, leaky_relu, prelu, elu"):
+    with pytest.raises(ValueError, match="no 'type'.*relu, rrelu, leaky_relu, prelu, elu, keras, custom"):
         parse_activation({"slope": 0.1})
 
 
@@ -135,6 +177,10 @@ def test_dict_without_type_lists_the_valid_names():
         {"type": "leaky_relu", "slope": -0.1},
         {"type": "elu", "alpha": 0.0},
         {"type": "relu", "slope": 0.1},  # an option the type does not have
+        {"type": "keras"},  # no name
+        {"type": "keras", "name": "gelux"},
+        {"type": "custom", "layer": "userlayers.layers.Swish"},  # no ':'
+        {"type": "custom", "layer": "userlayers.layers:Swish", "name": "x"},  # set by the model
     ],
 )
 def test_invalid_options_raise_value_error(raw):

@@ -8,7 +8,8 @@ import pytest
 
 from activation_compare.layers import RReLU
 from activation_compare.models import SEED_CNN_LAYERS, build_seed_cnn, parse_activation
-from activation_compare.params import ACTIVATION_TYPES, PReLUSpec
+from activation_compare.params import KerasSpec, PReLUSpec
+from activation_compare.params.activations import DEFAULT_ACTIVATION_TYPES
 
 ORIGINAL_PARAMS = 42_442  # 896 + 18,496 + 23,050
 PRELU_SLOPES = 32 + 64
@@ -136,11 +137,19 @@ def test_unseeded_builds_follow_the_global_seed():
     assert a.get_layer("act1").seed is None
 
 
-@pytest.mark.parametrize("type_name", ACTIVATION_TYPES)
+@pytest.mark.parametrize("type_name", DEFAULT_ACTIVATION_TYPES)
 def test_every_activation_builds(type_name):
     model = build_seed_cnn(type_name, seed=0, input_shape=(16, 16, 1), num_classes=3)
     assert model.output_shape == (None, 3)
     assert model.predict(images(2, shape=(16, 16, 1)), verbose=0).shape == (2, 3)
+
+
+@pytest.mark.parametrize("name", ["gelu", "silu", "mish"])
+def test_a_keras_activation_keeps_the_originals_parameter_count(name):
+    model = build_seed_cnn(KerasSpec(name=name), seed=0)
+    assert trainable_count(model) == ORIGINAL_PARAMS
+    assert model.get_layer("act1").get_config()["activation"] == name
+    assert model.name == "seed_cnn_keras"
 
 
 def test_accepts_a_dict_spec():

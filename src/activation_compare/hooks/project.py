@@ -25,6 +25,7 @@ from activation_compare.identity import TRAIN_SET, ComparePlan
 from activation_compare.params import (
     ProjectParameters,
     check_batch_size,
+    check_custom_layers,
     check_subsample,
     validate_parameters,
 )
@@ -312,5 +313,7 @@ class ProjectHooks:
             # The batch against the source's known size (CIFAR-10's 50,000, a synthetic
             # n_train, a listed folder), as the other parameter errors: before the run.
             check_batch_size(self._parameters, catalog.get("raw_images").train_images())
+            # A compared {type: custom} layer imports, builds and saves (in a child process).
+            check_custom_layers(self._parameters)
         check_writable(output_folders(pipeline, catalog))
         check_no_unversioned_leftovers(pipeline, catalog)

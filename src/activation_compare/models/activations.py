@@ -1,4 +1,10 @@
-"""The activation registry: a parameter spec in, a Keras activation layer out."""
+"""The activation registry's model side: an ``activations.<name>`` entry in, a Keras layer out.
+
+Every activation type is defined once, in
+:mod:`activation_compare.params.activations`: its options' model and its
+layer factory (:meth:`~activation_compare.params.Activation.build_layer`).
+This module parses an entry into its type and builds the layer from it.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +12,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import keras
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
-from activation_compare.layers import RReLU
-from activation_compare.params import (
-    ACTIVATION_TYPES,
-    ActivationSpec,
-    ELUSpec,
-    LeakyReLUSpec,
-    PReLUSpec,
-    ReLUSpec,
-    RReLUSpec,
-)
+from activation_compare.params import ACTIVATION_SPECS, ACTIVATION_TYPES, Activation, ActivationSpec
 
 __all__ = ["ACTIVATION_TYPES", "activation_layer", "parse_activation"]
 
 _SPEC_ADAPTER: TypeAdapter[ActivationSpec] = TypeAdapter(ActivationSpec)
-_SPEC_CLASSES = (ReLUSpec, RReLUSpec, LeakyReLUSpec, PReLUSpec, ELUSpec)
 
 
 def _unknown_type(type_name: Any) -> ValueError:
@@ -32,13 +28,14 @@ def _unknown_type(type_name: Any) -> ValueError:
     )
 
 
-def parse_activation(name_or_dict: str | Mapping[str, Any] | BaseModel) -> ActivationSpec:
-    """Turn an activation name or an ``activations.<name>`` dict into its typed spec.
+def parse_activation(name_or_dict: str | Mapping[str, Any] | Activation) -> ActivationSpec:
+    """Turn an activation type name or an ``activations.<name>`` dict into its typed spec.
 
     Args:
         name_or_dict: A bare type name (``"rrelu"``: that type with its default
             options), a dict with a ``type`` key and that type's options
-            (``{"type": "leaky_relu", "slope": 0.18}``), or an already parsed spec
+            (``{"type": "leaky_relu", "slope": 0.18}``,
+            ``{"type": "keras", "name": "gelu"}``), or an already parsed spec
             (returned as it is).
 
     Returns:
@@ -49,7 +46,7 @@ def parse_activation(name_or_dict: str | Mapping[str, Any] | BaseModel) -> Activ
             invalid option (``pydantic.ValidationError``, a ``ValueError``).
         TypeError: For anything that is neither a string, a mapping nor a spec.
     """
-    if isinstance(name_or_dict, _SPEC_CLASSES):
+    if isinstance(name_or_dict, Activation):
         return name_or_dict
     if isinstance(name_or_dict, str):
         raw: dict[str, Any] = {"type": name_or_dict}
@@ -65,13 +62,13 @@ def parse_activation(name_or_dict: str | Mapping[str, Any] | BaseModel) -> Activ
             "An activation is a type name or a dict with a 'type' key; received "
             f"{name_or_dict!r} of type {type(name_or_dict).__name__}"
         )
-    if not isinstance(raw["type"], str) or raw["type"] not in ACTIVATION_TYPES:
+    if not isinstance(raw["type"], str) or raw["type"] not in ACTIVATION_SPECS:
         raise _unknown_type(raw["type"])
     return _SPEC_ADAPTER.validate_python(raw)
 
 
 def activation_layer(
-    spec: ActivationSpec | str | Mapping[str, Any],
+    spec: Activation | str | Mapping[str, Any],
     *,
     name: str | None = None,
     seed: int | None = None,
@@ -90,34 +87,20 @@ def activation_layer(
                channel of a ``(batch, height, width, channels)`` input, as the
                PReLU and RReLU papers use for convolutional layers
     elu        ``keras.layers.ELU(alpha)``
+    keras      ``keras.layers.Activation(name)``: any activation Keras knows by name
+    custom     the user's layer class (``layer``), built with the entry's other keys
     ========== ====================================================================
 
     Args:
         spec: The activation's spec; a type name or dict is parsed first with
             :func:`parse_activation`.
         name: The layer's name; ``None`` lets Keras choose one.
-        seed: Seeds RReLU's slope draws; the other activations ignore it.
+        seed: Seeds RReLU's slope draws (and a custom layer's, if its
+            constructor takes ``seed``); the other activations ignore it.
         dtype: The layer's Keras dtype policy (e.g. ``"mixed_bfloat16"``);
             ``None``: Keras' global policy.
 
     Returns:
         An unbuilt layer, new at every call (layers are never shared).
     """
-    spec = parse_activation(spec)
-    match spec:
-        case ReLUSpec():
-            return keras.layers.ReLU(name=name, dtype=dtype)
-        case RReLUSpec(lower=lower, upper=upper):
-            return RReLU(lower=lower, upper=upper, seed=seed, name=name, dtype=dtype)
-        case LeakyReLUSpec(slope=slope):
-            return keras.layers.LeakyReLU(negative_slope=slope, name=name, dtype=dtype)
-        case PReLUSpec(initial_slope=initial_slope):
-            return keras.layers.PReLU(
-                alpha_initializer=keras.initializers.Constant(initial_slope),
-                shared_axes=[1, 2],
-                name=name,
-                dtype=dtype,
-            )
-        case ELUSpec(alpha=alpha):
-            return keras.layers.ELU(alpha=alpha, name=name, dtype=dtype)
-    raise _unknown_type(getattr(spec, "type", spec))  # pragma: no cover - exhaustive
+    return parse_activation(spec).build_layer(name=name, seed=seed, dtype=dtype)

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from activation_compare.models.activations import activation_layer, parse_activation
-from activation_compare.params import ActivationSpec
+from activation_compare.params import Activation
 
 __all__ = ["SEED_CNN_LAYERS", "build_seed_cnn"]
 
@@ -36,7 +36,7 @@ def _derived_seeds(seed: int | None) -> dict[str, int | None]:
 
 
 def build_seed_cnn(
-    activation: ActivationSpec | str | Mapping[str, Any],
+    activation: Activation | str | Mapping[str, Any],
     *,
     seed: int | None = None,
     input_shape: tuple[int, int, int] = (32, 32, 3),
@@ -58,7 +58,7 @@ def build_seed_cnn(
         flatten                          -> (2304,)
         classifier Dense(10, softmax)                     23,050 weights
 
-    42,442 trainable weights with ``relu``, ``rrelu``, ``leaky_relu`` and ``elu``;
+    42,442 trainable weights with ``relu``, ``rrelu``, ``leaky_relu``, ``elu`` and any ``keras`` activation;
     ``prelu`` adds one slope per channel (32 + 64). The activations are layers
     of their own, so the ``training`` flag of ``fit``/``predict`` reaches RReLU.
 

@@ -51,16 +51,23 @@ _ACTIVATIONS = """\
 
 Every activation the comparison can use, by name: `compare.activations` picks
 from these. A name becomes a Kedro namespace and part of file names (lowercase
-letters, digits and underscores, starting with a letter). Each entry has a
-`type` and that type's options; the default entries are named after their
-type (`relu`, `rrelu`, `leaky_relu`, `prelu`, `elu`), and an environment may
-add its own (`conf/paper/parameters.yml` adds two leaky ReLUs):
+letters, digits and underscores, starting with a letter). Each entry is a
+mapping with a `type` and that type's options; the schema's default entries are
+named after their type (`relu`, `rrelu`, `leaky_relu`, `prelu`, `elu`),
+`conf/base/parameters_modelling.yml` adds `gelu`, `silu` and `mish` (Keras'
+own, `type: keras`), and an environment may add its own
+(`conf/paper/parameters.yml` adds two leaky ReLUs). Any activation Keras knows
+by name is `type: keras`, and a layer of your own is `type: custom`
+([Activations](activations.md) says how):
 
 ```yaml
 activations:
   leaky_relu_018:
     type: leaky_relu
     slope: 0.18
+  selu:
+    type: keras
+    name: selu
 ```
 """
 
@@ -157,9 +164,16 @@ def parameters_markdown() -> str:
     for kind, spec in ACTIVATION_SPECS.items():
         definition = _resolve(schema, {"$ref": f"#/$defs/{spec.__name__}"})
         lines += [f"### `type: {kind}`", "", definition.get("description", ""), ""]
-        rows = _rows(schema, definition, "activations.<name>", spec().model_dump(mode="json"))
+        defaults = {
+            name: field.get_default(call_default_factory=True)
+            for name, field in spec.model_fields.items()
+            if not field.is_required()
+        }
+        rows = _rows(schema, definition, "activations.<name>", defaults)
         options = [row for row in rows if not row.startswith("| `activations.<name>.type`")]
         lines += _table(iter(options)) if options else ["No options."]
+        if spec.model_config.get("extra") == "allow":
+            lines += ["", "Every other key is passed to the layer's constructor (`beta: 1.5`)."]
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
 

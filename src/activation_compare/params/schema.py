@@ -15,14 +15,15 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     StrictInt,
     field_validator,
     model_validator,
 )
+
+from .activations import ACTIVATION_SPECS, ACTIVATION_TYPES, DEFAULT_ACTIVATION_TYPES
+from .strict import Strict
 
 
 # Activation names become Kedro namespaces and file names.
@@ -96,77 +97,19 @@ Seed = Annotated[StrictInt, Field(ge=0, le=SEED_MAX), BeforeValidator(_seed_in_r
 Count = Annotated[int, Field(gt=0), BeforeValidator(_not_a_bool)]
 
 
-class _Strict(BaseModel):
-    """Unknown keys are errors: a misspelt parameter must never be ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+# Unknown keys are errors: a misspelt parameter must never be ignored.
+_Strict = Strict
 
 
 # --- activations -----------------------------------------------------------
 
-
-class ReLUSpec(_Strict):
-    """max(0, x)."""
-
-    type: Literal["relu"] = "relu"
-
-
-class RReLUSpec(_Strict):
-    """Randomized leaky ReLU: slope ~ U(lower, upper) in training, the mean at inference."""
-
-    type: Literal["rrelu"] = "rrelu"
-    lower: float = 1.0 / 8.0
-    """Lowest negative slope drawn while training (1/8 as in the RReLU paper); 0 ≤ lower ≤ upper < 1."""
-    upper: float = 1.0 / 3.0
-    """Highest negative slope drawn while training (1/3); inference uses (lower + upper) / 2, 11/48 by default."""
-
-    @model_validator(mode="after")
-    def _bounds(self) -> RReLUSpec:
-        if not 0.0 <= self.lower <= self.upper < 1.0:
-            raise ValueError(
-                f"RReLU needs 0 <= lower <= upper < 1, got lower={self.lower}, "
-                f"upper={self.upper}"
-            )
-        return self
-
-
-class LeakyReLUSpec(_Strict):
-    """x for x >= 0, slope·x below; the RReLU paper uses slopes 0.01 and 0.18."""
-
-    type: Literal["leaky_relu"] = "leaky_relu"
-    slope: float = Field(default=0.01, ge=0.0, lt=1.0)
-    """Negative slope."""
-
-
-class PReLUSpec(_Strict):
-    """Leaky ReLU with one learned slope per channel, starting at ``initial_slope``."""
-
-    type: Literal["prelu"] = "prelu"
-    initial_slope: float = Field(default=0.25, ge=0.0, lt=1.0)
-    """Starting value of the learned slopes."""
-
-
-class ELUSpec(_Strict):
-    """x for x >= 0, alpha·(exp(x) − 1) below."""
-
-    type: Literal["elu"] = "elu"
-    alpha: float = Field(default=1.0, gt=0.0)
-    """Scale of the negative part."""
-
-
+# Every activation type, its options and its layer are defined once, in
+# activations.py (the registry); an entry of ``activations`` is any of them,
+# chosen by its ``type``.
 ActivationSpec = Annotated[
-    Union[ReLUSpec, RReLUSpec, LeakyReLUSpec, PReLUSpec, ELUSpec],
+    Union[tuple(ACTIVATION_SPECS.values())],  # type: ignore[valid-type]
     Field(discriminator="type"),
 ]
-# Every activation type and its options' model, by the ``type`` that selects it.
-ACTIVATION_SPECS: dict[str, type[_Strict]] = {
-    "relu": ReLUSpec,
-    "rrelu": RReLUSpec,
-    "leaky_relu": LeakyReLUSpec,
-    "prelu": PReLUSpec,
-    "elu": ELUSpec,
-}
-ACTIVATION_TYPES = tuple(ACTIVATION_SPECS)
 # model.precision's choices (models/precision.py turns them into Keras dtype policies).
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
@@ -319,7 +262,7 @@ class ProjectParameters(_Strict):
     model: ModelParams = ModelParams()
     training: TrainingParams = TrainingParams()
     activations: dict[str, ActivationSpec] = Field(
-        default_factory=lambda: {name: {"type": name} for name in ACTIVATION_TYPES},
+        default_factory=lambda: {name: {"type": name} for name in DEFAULT_ACTIVATION_TYPES},
         validate_default=True,
     )
     compare: CompareParams = CompareParams()

@@ -7,12 +7,17 @@ right name for a misspelt one (from the schema's own names).
 from __future__ import annotations
 
 import difflib
+import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from activation_compare.errors import UserError
 
+from .activations import KERAS_ACTIVATIONS, SENTENCE_ERRORS, CustomSpec
 from .schema import ACTIVATION_SPECS, ACTIVATION_TYPES, DataParams, ProjectParameters, Protocol
 
 _WHERE_PARAMETERS_LIVE = (
@@ -81,8 +86,72 @@ def _describe_error(error: dict[str, Any]) -> str:
     if not location:
         return message
     value = error.get("input")
+    if error["type"] in SENTENCE_ERRORS:  # activations.x.name='gelux' is not a Keras activation; …
+        return f"{location}={value!r} {message}"
+    if error["type"] == "union_tag_invalid":  # an activation's unknown type
+        return _unknown_activation_type(location, error.get("ctx", {}).get("tag"))
     shown = "" if isinstance(value, dict) else f" = {value!r}"
     return f"{location}{shown}: {message}"
+
+
+def _unknown_activation_type(location: str, tag: Any) -> str:
+    """``activations.<name>: type='gelu' …``: the types, and the Keras entry a Keras name needs."""
+    text = f"{location}: type={tag!r} is not an activation type; expected one of {', '.join(map(repr, ACTIVATION_TYPES))}"
+    if isinstance(tag, str) and tag in KERAS_ACTIVATIONS:
+        return f"{text}; for Keras' own, write {{type: keras, name: {tag}}}"
+    close = difflib.get_close_matches(str(tag), ACTIVATION_TYPES, n=1, cutoff=0.6)
+    return f"{text}; did you mean {close[0]!r}?" if close else text
+
+
+def check_custom_layers(params: ProjectParameters, *, timeout: float = 600) -> None:
+    """Refuse, before training, a compared custom layer that cannot be imported, built or saved.
+
+    For each compared ``{type: custom}`` activation: its module imports, the
+    class exists, is a ``keras.layers.Layer`` registered with
+    ``keras.saving.register_keras_serializable``, its constructor accepts the
+    entry's arguments, and the layer runs and survives a ``get_config`` round
+    trip (:func:`activation_compare.layers.custom.layer_problem`). Checked in a
+    child process with this one's import path: importing the layer imports
+    TensorFlow, which the process that validates the parameters must not
+    (ParallelRunner forks its workers from it). Costs one TensorFlow import,
+    only when a custom layer is compared.
+
+    Raises:
+        InvalidParametersError: one line per custom layer that fails, naming
+            ``activations.<name>.layer``, the import path and what is wrong.
+    """
+    custom = {
+        name: spec
+        for name in params.compare.activations
+        if isinstance(spec := params.activations.get(name), CustomSpec)
+    }
+    if not custom:
+        return
+    request = json.dumps({name: {"layer": spec.layer, "kwargs": spec.kwargs} for name, spec in custom.items()})
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, "-m", "activation_compare.layers.custom"],
+        input=request, capture_output=True, text=True, env=env, timeout=timeout, check=False,
+    )
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        found = {name: f"could not be checked: the checking process failed ({last})" for name in custom}
+    else:
+        found = json.loads(lines[-1])
+    problems = [
+        f"  - activations.{name}.layer={custom[name].layer!r} {problem}"
+        for name, problem in found.items()
+        if problem
+    ]
+    if problems:
+        raise InvalidParametersError(
+            f"Invalid parameters ({len(problems)}):\n" + "\n".join(problems) + "\n"
+            "A custom layer must be importable (in the project's src/ folder or installed), "
+            "a keras.layers.Layer subclass registered with "
+            "@keras.saving.register_keras_serializable(), with a get_config() returning its "
+            "constructor's arguments (docs/activations.md)."
+        )
 
 
 def training_images(
