@@ -222,6 +222,7 @@ def test_cli_rigorous_compare_chooses_the_best_validation_rate(cli_run):
 @pytest.mark.slow
 def test_cli_rigorous_final_models_have_their_best_validation_epochs_weights(cli_run):
     validation, classes = _smoke_validation_set()
+    from activation_compare.params import DataParams, ModelParams, TrainingParams
     from activation_compare.pipelines.modelling.nodes import evaluate_model
 
     for activation in ("relu", "rrelu"):
@@ -229,9 +230,15 @@ def test_cli_rigorous_final_models_have_their_best_validation_epochs_weights(cli
         history = pd.read_csv(run_output(cli_run / "07_model_output" / f"{activation}_seed0_history.csv"))
         assert report["best_epoch"] == int(history["epoch"][history["val_accuracy"].idxmax()])
         model = keras.saving.load_model(run_output(cli_run / "06_models" / f"{activation}_seed0.keras"), safe_mode=True)
-        on_validation = evaluate_model(model, history, validation, classes, key=ModelKey(activation, 0))
+        settings = report["settings"]
+        on_validation = evaluate_model(
+            model, history, validation, classes, settings["activation_spec"],
+            ModelParams(precision=settings["precision"]),
+            TrainingParams(epochs=settings["epochs"], batch_size=settings["batch_size"]),
+            DataParams(source=report["data"]["source"]), key=ModelKey(activation, 0),
+        )
         # The saved model scores, on the validation split, exactly its best epoch's validation accuracy.
-        assert on_validation["test_accuracy"] == pytest.approx(report["best_val_accuracy"], abs=1e-6)
+        assert on_validation.test_accuracy == pytest.approx(report["best_val_accuracy"], abs=1e-6)
 
 
 class _LoadRecorder:

@@ -56,3 +56,23 @@ def test_outside_git_there_is_no_commit(tmp_path):
 def test_it_is_read_only(tmp_path):
     with pytest.raises(DatasetError, match="read-only"):
         RunProvenanceDataset(environment="default", outputs="data", project_path=str(tmp_path)).save({})
+
+
+def test_the_cpu_is_named_with_whether_it_computes_bfloat16_natively(tmp_path):
+    from activation_compare.datasets.provenance import cpu_description
+
+    info = tmp_path / "cpuinfo"
+    info.write_text(
+        "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz\n"
+        "flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n\n"
+        "processor\t: 1\nmodel name\t: Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz\nflags\t\t: fpu\n"
+    )
+    assert cpu_description(info) == {"model": "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz",
+                                     "avx512_bf16": True, "amx_bf16": True, "bfloat16": True}
+    info.write_text("model name\t: AMD EPYC 7B13 64-Core Processor\nflags\t\t: fpu avx2 fma\n")
+    assert cpu_description(info)["bfloat16"] is False
+    assert cpu_description(tmp_path / "missing")["bfloat16"] is None
+    from activation_compare.datasets.provenance import RunProvenanceDataset
+
+    assert set(RunProvenanceDataset(environment="smoke", outputs="data/smoke").load()["cpu"]) == {
+        "model", "avx512_bf16", "amx_bf16", "bfloat16"}

@@ -195,7 +195,9 @@ def _fake_compare(*reports):
 
 
 def _fake_report(model, history):
-    return {"test_accuracy": 0.5, "per_class_accuracy": {"a b": 0.25}}
+    from report_factory import make_report
+
+    return make_report(test_accuracy=0.5, class_names=("a b",), per_class={"a b": 0.25})
 
 
 def _fake_figures(report):

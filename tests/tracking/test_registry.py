@@ -22,6 +22,7 @@ from activation_compare.pipelines.modelling.nodes import build_model
 from activation_compare.tracking import TrackingSettings, artifacts, datasets, registry, runs
 from activation_compare.tracking.resume import TAG_FINGERPRINT
 from activation_compare.tracking.store import open_store
+from report_factory import make_report
 
 RRELU = {"type": "rrelu", "lower": 0.125, "upper": 1 / 3}
 # What the issue tried, plus non-ASCII letters.
@@ -47,13 +48,12 @@ def _split(seed: int, n: int = 20) -> LabelledImages:
 SPLITS = {TRAIN_SET: _split(1), VALIDATION_SET: _split(2), TEST_SET: _split(3)}
 
 
-def _report(test: float, val: float = 0.5, epochs: int = 2) -> dict:
-    per_class = {name: test for name in CIFAR10_CLASSES}
-    return {"test_accuracy": test, "best_val_accuracy": val, "best_epoch": 1, "final_val_accuracy": val,
-            "epochs": epochs, "per_class_accuracy": per_class, "class_names": list(CIFAR10_CLASSES)}
+def _report(test: float, val: float = 0.5, epochs: int = 2):
+    return make_report("rrelu", 0, test, epochs=epochs, curve=[val] + [val - 0.1] * (epochs - 1),
+                       class_names=tuple(CIFAR10_CLASSES))
 
 
-def _evaluated(store, model, seed: int, report: dict, *, kedro_run_id: str = "registry-1",
+def _evaluated(store, model, seed: int, report, *, kedro_run_id: str = "registry-1",
                params: dict | None = None, fingerprint: str | None = None, run=None):
     """A model's run as the hook makes it: datasets, the evaluated model logged, its report, registered."""
     key = ModelKey("rrelu", seed)

@@ -9,6 +9,7 @@ the nodes stay pure functions of their inputs.
 
 from __future__ import annotations
 
+import platform
 import re
 import subprocess
 from datetime import UTC, datetime
@@ -43,8 +44,29 @@ def has_local_changes(project_path: Path) -> bool | None:
     return None if status is None else bool(status)
 
 
+def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
+    """This machine's CPU: its model name and whether it computes bfloat16 natively (AVX512_BF16, AMX).
+
+    Read from Linux' ``/proc/cpuinfo``; elsewhere the model is the platform's
+    processor name and the flags are unknown (None).
+    """
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return {"model": platform.processor() or None, "avx512_bf16": None, "amx_bf16": None, "bfloat16": None}
+    model, flags = None, set()
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "model name" and model is None:
+            model = value.strip()
+        elif name.strip() == "flags" and not flags:
+            flags = set(value.split())
+    avx, amx = "avx512_bf16" in flags, "amx_bf16" in flags
+    return {"model": model, "avx512_bf16": avx, "amx_bf16": amx, "bfloat16": avx or amx}
+
+
 class RunProvenanceDataset(AbstractDataset[None, dict[str, Any]]):
-    """Read-only: the environment, outputs folder, git commit and date of the run that loads it.
+    """Read-only: the environment, outputs folder, git commit, date and CPU of the run that loads it.
 
     Args:
         environment: The Kedro environment's name (``globals.yml``: ``environment``).
@@ -82,5 +104,6 @@ class RunProvenanceDataset(AbstractDataset[None, dict[str, Any]]):
                 "outputs": self._outputs,
                 **self._git,
                 "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                "cpu": cpu_description(),
             }
         return dict(self._loaded)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from activation_compare.identity import ComparisonOutput, ModelKey, Role
+from activation_compare.reports import Report
 from activation_compare.tracking import serving
 from activation_compare.tracking.params import param_value, truncate, version
 from activation_compare.tracking.runs import RunRef, log_metrics, log_params, now_ms
@@ -34,17 +35,6 @@ COMPARISON_FILES = {
     ComparisonOutput.CURVES: "accuracy_curves.png",
     ComparisonOutput.SUMMARY: "comparison_summary.json",
 }
-_REPORT_METRICS = (
-    "test_accuracy",
-    "final_train_accuracy",
-    "final_val_accuracy",
-    "best_val_accuracy",
-    "best_epoch",
-    "train_test_gap",
-    "mean_epoch_time_s",
-)
-
-
 class ArtifactError(RuntimeError):
     """A file could not be stored in the run's artifact store."""
 
@@ -178,13 +168,12 @@ def class_params(class_names: Sequence[str]) -> dict[str, str]:
     return {class_key(i, len(class_names)): str(name) for i, name in enumerate(class_names)}
 
 
-def report_metrics(report: Mapping[str, Any]) -> dict[str, float]:
+def report_metrics(report: Report) -> dict[str, float]:
     """A report's final metrics: ``test_accuracy`` …, and per class ``test_accuracy_class_<i>``."""
-    metrics = {key: report[key] for key in _REPORT_METRICS if _number(report.get(key))}
-    per_class = report.get("per_class_accuracy") or {}
-    names = list(report.get("class_names") or per_class)
+    metrics = {key: value for key, value in report.metrics().items() if _number(value)}
+    names = list(report.class_names)
     for index, name in enumerate(names):
-        if _number(value := per_class.get(name)):
+        if _number(value := report.per_class_accuracy.get(name)):
             metrics[f"test_accuracy_{class_key(index, len(names))}"] = value
     return {k: float(v) for k, v in metrics.items()}
 
@@ -193,7 +182,7 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def log_report(store: Store, run: RunRef, report: Mapping[str, Any], model_id: str | None = None) -> None:
+def log_report(store: Store, run: RunRef, report: Report, model_id: str | None = None) -> None:
     """A model's evaluation: its metrics (``test_accuracy``, per class …) and ``report.json``.
 
     With ``model_id`` the metrics are also the logged model's, each naming the
@@ -204,10 +193,7 @@ def log_report(store: Store, run: RunRef, report: Mapping[str, Any], model_id: s
     from activation_compare.tracking import datasets
 
     metrics = report_metrics(report)
-    names = list(report.get("class_names") or (report.get("per_class_accuracy") or {}))
-    params = class_params(names)
-    if isinstance(report.get("parameter_count"), int):
-        params["model.parameter_count"] = report["parameter_count"]
+    params: dict[str, Any] = {**class_params(report.class_names), "model.parameter_count": report.parameter_count}
     log_params(store, run, params)
     if model_id is None:
         # A continued run may have its report already (killed after evaluating).
@@ -221,7 +207,7 @@ def log_report(store: Store, run: RunRef, report: Mapping[str, Any], model_id: s
             name, digest = datasets.metric_dataset(key, found)
             batch.append(Metric(key, value, timestamp, 0, model_id=model_id, dataset_name=name, dataset_digest=digest))
         store.client.log_batch(run.run_id, metrics=batch, synchronous=True)
-    log_dict(store, run.run_id, report, "report.json")
+    log_dict(store, run.run_id, report.to_json(), "report.json")
 
 
 def log_comparison(store: Store, run: RunRef, outputs: Mapping[str, Any]) -> None:
@@ -254,7 +240,7 @@ def summary_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
     for name, diff in (summary.get("comparisons") or {}).items():
         key = f"test_accuracy_diff_{name}_vs_{diff.get('baseline', summary.get('baseline'))}"
         metrics[key] = diff.get("mean")
-        for part in ("ci_low", "ci_high", "p_value"):
+        for part in ("ci_low", "ci_high", "p_value", "p_value_adjusted", "ci_low_adjusted", "ci_high_adjusted"):
             metrics[f"{key}_{part}"] = diff.get(part)
     return {
         k: float(v)

@@ -39,11 +39,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from activation_compare.identity import TAG_SEED, ModelKey
+from activation_compare.reports import Report
 from activation_compare.tracking.runs import TAG_KEDRO_ENV, TAG_KEDRO_RUN_ID, RunRef
 from activation_compare.tracking.store import Store, store_lock
 
@@ -98,7 +100,7 @@ def best_alias(configuration: str) -> str:
     return f"{BEST_ALIAS}-{configuration}"
 
 
-def register_evaluated(store: Store, run: RunRef, key: ModelKey, report: Mapping[str, Any]) -> Any:
+def register_evaluated(store: Store, run: RunRef, key: ModelKey, report: Report) -> Any:
     """Register the model of ``run`` once evaluated, and move the ``best`` aliases; never raises.
 
     Returns the model version (the existing one for a continued run or a reused
@@ -138,13 +140,9 @@ def selection_metric(params: Mapping[str, str]) -> str:
     return TAG_BEST_VAL_ACCURACY if held_out else TAG_TEST_ACCURACY
 
 
-def _register(store: Store, run: RunRef, key: ModelKey, report: Mapping[str, Any]) -> Any:
+def _register(store: Store, run: RunRef, key: ModelKey, report: Report) -> Any:
     from activation_compare.tracking.datasets import run_datasets
 
-    accuracy = report.get("test_accuracy")
-    if not isinstance(accuracy, (int, float)):
-        logger.warning("MLflow: %s has no test accuracy; its model is not registered", key.run_name)
-        return None
     logged = logged_model(store, run.run_id)
     if logged is None:
         logger.info("MLflow: %s logged no model (log_models: false?); nothing to register", key.run_name)
@@ -153,9 +151,9 @@ def _register(store: Store, run: RunRef, key: ModelKey, report: Mapping[str, Any
     client = store.client
     data = client.get_run(run.run_id).data
     metric = selection_metric(data.params)
-    score = report.get(metric)
-    if not isinstance(score, (int, float)):
-        logger.warning("MLflow: %s has no %s; its model is not registered", key.run_name, metric)
+    score = report.metrics()[metric]
+    if not math.isfinite(score):
+        logger.warning("MLflow: %s has no finite %s; its model is not registered", key.run_name, metric)
         return None
     settings = configuration(data.params, run_datasets(store, run.run_id))
     config = configuration_id(settings)
@@ -259,7 +257,7 @@ def _ensure_registered_model(client: Any, name: str, activation: str) -> None:
 def _version_tags(
     data: Any,
     key: ModelKey,
-    report: Mapping[str, Any],
+    report: Report,
     metric: str,
     settings: Mapping[str, str],
     config: str,
@@ -269,17 +267,15 @@ def _version_tags(
 
     tags = {
         TAG_SEED: str(key.seed),
-        TAG_TEST_ACCURACY: repr(float(report["test_accuracy"])),
+        TAG_TEST_ACCURACY: repr(float(report.test_accuracy)),
         TAG_SELECTION_METRIC: metric,
         TAG_CONFIGURATION: config,
         TAG_CONFIGURATION_SETTINGS: truncate(json.dumps(dict(settings))),
         TAG_MODEL_ID: model_id,
+        TAG_BEST_VAL_ACCURACY: repr(float(report.best_val_accuracy)),
+        TAG_BEST_EPOCH: repr(int(report.best_epoch)),
+        TAG_EPOCHS_TRAINED: str(report.epochs_trained),
     }
-    for name in (TAG_BEST_VAL_ACCURACY, TAG_BEST_EPOCH):
-        if isinstance(report.get(name), (int, float)):
-            tags[name] = repr(report[name])
-    if isinstance(report.get("epochs"), int):
-        tags[TAG_EPOCHS_TRAINED] = str(report["epochs"])
     if data.tags.get(TAG_FINGERPRINT):
         tags[TAG_FINGERPRINT] = data.tags[TAG_FINGERPRINT]
     tags.update({name: data.tags[name] for name in _RUN_TAGS if data.tags.get(name)})

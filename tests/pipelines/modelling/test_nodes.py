@@ -8,7 +8,8 @@ import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from activation_compare.datasets.atomic import AtomicCSVDataset, AtomicJSONDataset, AtomicMatplotlibDataset
+from activation_compare.datasets.atomic import AtomicCSVDataset, AtomicMatplotlibDataset
+from activation_compare.datasets.report import ReportDataset
 from activation_compare.datasets.provenance import RunProvenanceDataset
 from activation_compare.datasets.synthetic import make_images
 from activation_compare.datasets.types import CIFAR10_CLASSES, LabelledImages
@@ -33,20 +34,28 @@ def test_build_model_names_the_model_after_its_key():
 
 
 def test_evaluate_model_scores_the_test_set_and_numbers_epochs_from_one():
-    model = build_model({"type": "relu"}, ModelParams(), key=KEY)
+    model = build_model({"type": "relu"}, ModelParams(precision="float32"), key=KEY)
     test = _images(30, 1)
     history = pd.DataFrame({
         "epoch": [1, 2, 3], "loss": [2.0, 1.5, 1.2], "accuracy": [0.2, 0.4, 0.5],
         "val_loss": [2.1, 1.4, 1.6], "val_accuracy": [0.3, 0.6, 0.5], "epoch_time_s": [1.0, 1.0, 1.0],
     })
-    report = evaluate_model(model, history, test, list(CIFAR10_CLASSES), key=KEY)
+    report = evaluate_model(
+        model, history, test, list(CIFAR10_CLASSES), {"type": "relu"}, ModelParams(precision="float32"),
+        TrainingParams(epochs=3, batch_size=10), DataParams(source="synthetic"), key=KEY,
+    )
     predicted = model.predict(test.images, verbose=0).argmax(axis=1)
-    assert report["test_accuracy"] == pytest.approx(float((predicted == test.labels).mean()))
-    assert (report["model"], report["activation"], report["seed"]) == ("relu_seed0", "relu", 0)
-    assert report["best_epoch"] == 2 and report["best_val_accuracy"] == 0.6
-    assert report["curves"]["epoch"] == [1, 2, 3]
-    assert np.asarray(report["confusion_matrix"]).sum() == 30
-    assert report["train_test_gap"] == pytest.approx(0.5 - report["test_accuracy"])
+    assert report.test_accuracy == pytest.approx(float((predicted == test.labels).mean()))
+    assert (report.model, report.activation, report.seed) == ("relu_seed0", "relu", 0)
+    assert report.best_epoch == 2 and report.best_val_accuracy == 0.6
+    assert report.curves.epoch == (1, 2, 3)
+    assert np.asarray(report.confusion_matrix).sum() == 30
+    assert report.train_test_gap == pytest.approx(0.5 - report.test_accuracy)
+    # What trained it: the parameters, the effective dtype policy, the data scored.
+    assert (report.settings.epochs, report.settings.batch_size, report.settings.learning_rate) == (3, 10, 0.001)
+    assert (report.settings.precision, report.settings.dtype_policy) == ("float32", "float32")
+    assert report.settings.protocol == "original" and report.data.source == "synthetic"
+    assert report.data.test_images == 30 and report.data.test_digest == test.content_digest
 
 
 def test_train_model_refuses_a_batch_larger_than_the_training_set():
@@ -76,7 +85,7 @@ def test_one_model_through_the_pipeline_on_an_in_memory_catalog(tmp_path):
         KEY.dataset(Role.MODEL): MemoryDataset(copy_mode="assign"),
         # Files, as in the project's catalog: the runner releases in-memory data once used.
         KEY.dataset(Role.HISTORY): AtomicCSVDataset(filepath=str(tmp_path / "history.csv"), save_args={"index": False}),
-        KEY.dataset(Role.REPORT): AtomicJSONDataset(filepath=str(tmp_path / "report.json")),
+        KEY.dataset(Role.REPORT): ReportDataset(filepath=str(tmp_path / "report.json")),
         KEY.dataset(Role.ACCURACY_CURVES): AtomicMatplotlibDataset(filepath=str(tmp_path / "curves.png")),
     })
     SequentialRunner().run(create_pipeline(plan), catalog)
@@ -84,7 +93,8 @@ def test_one_model_through_the_pipeline_on_an_in_memory_catalog(tmp_path):
     report = catalog.load(KEY.dataset(Role.REPORT))
     assert history["epoch"].tolist() == [1, 2]
     # The validation set is the test set: the report agrees with the last epoch.
-    assert report["test_accuracy"] == pytest.approx(history["val_accuracy"].iloc[-1], abs=1e-6)
+    assert report.test_accuracy == pytest.approx(history["val_accuracy"].iloc[-1], abs=1e-6)
+    assert report.settings.epochs == 2 and report.epochs_trained == 2
     (folder,) = Checkpoints(tmp_path / "relu_seed0").folders()
     assert sorted(p.name for p in folder.iterdir()) == [".lock", "epoch-0002.npz", "state.json"]
     assert (tmp_path / "curves.png").stat().st_size > 10_000

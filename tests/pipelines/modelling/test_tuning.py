@@ -122,10 +122,18 @@ def test_a_final_model_keeps_its_best_validation_epoch(data, tmp_path):
         model, train, validation, TrainingParams(epochs=6, batch_size=50),
         Checkpoints(tmp_path / "relu_seed0"), 0.02, key=key,
     )
-    report = evaluate_model(model, history, validation, [str(i) for i in range(10)], key=key)
+    from activation_compare.params import DataParams, Protocol
+
+    report = evaluate_model(
+        model, history, validation, [str(i) for i in range(10)], {"type": "relu"}, _model_params(),
+        TrainingParams(epochs=6, batch_size=50), DataParams(source="synthetic"), 0.02,
+        key=key, protocol=Protocol.RIGOROUS,
+    )
     best = int(history["val_accuracy"].to_numpy().argmax())
-    assert report["best_epoch"] == int(history["epoch"].iloc[best])
-    assert report["test_accuracy"] == pytest.approx(float(history["val_accuracy"].iloc[best]), abs=1e-6)
+    assert report.best_epoch == int(history["epoch"].iloc[best])
+    assert report.test_accuracy == pytest.approx(float(history["val_accuracy"].iloc[best]), abs=1e-6)
+    # The report records the chosen rate, not training.optimizer.learning_rate.
+    assert (report.settings.learning_rate, report.settings.protocol) == (0.02, "rigorous")
 
 
 def _model_params():

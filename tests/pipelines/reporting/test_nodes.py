@@ -13,6 +13,7 @@ from activation_compare.pipelines.reporting.nodes import (
 )
 from activation_compare.pipelines.reporting.figures import plot_model_figures
 from activation_compare.pipelines.reporting.provenance import SYNTHETIC_WARNING
+from report_factory import make_report
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 RUN = {"environment": "smoke", "outputs": "data/smoke", "git_commit": COMMIT,
@@ -30,25 +31,12 @@ def _texts(figure):
     return " ".join(t.get_text() for t in figure.findobj(lambda artist: hasattr(artist, "get_text")))
 
 
-def _report(activation, seed, test_accuracy, epochs=3):
-    curve = list(np.linspace(0.3, 0.6, epochs))
-    return {
-        "activation": activation,
-        "seed": seed,
-        "parameter_count": 42442,
-        "epochs": epochs,
-        "final_train_accuracy": curve[-1] + 0.05,
-        "final_val_accuracy": curve[-1],
-        "test_accuracy": test_accuracy,
-        "best_val_accuracy": curve[-1],
-        "best_epoch": epochs - 1,
-        "train_test_gap": curve[-1] + 0.05 - test_accuracy,
-        "mean_epoch_time_s": 1.5,
-        "per_class_accuracy": {"a": 0.5, "b": 0.7},
-        "class_names": ["a", "b"],
-        "confusion_matrix": [[5, 5], [3, 7]],
-        "curves": {"loss": curve, "accuracy": curve, "val_loss": curve, "val_accuracy": curve},
-    }
+def _report(activation, seed, test_accuracy, epochs=3, data=None):
+    return make_report(activation, seed, test_accuracy, epochs=epochs, data=data)
+
+
+# The data of REAL, as its reports record it.
+REAL_DATA = {"source": "image_folder", "path": "../shared/data/cifar10-jpeg.tar.gz", "limit_train": 10000}
 
 
 def test_paired_difference_matches_a_hand_computed_t_interval():
@@ -178,7 +166,9 @@ def test_the_rigorous_report_says_the_chosen_rate_and_why():
                      "diverged": False}]}
         for a, rate in (("relu", 0.001), ("rrelu", 0.003))
     ]
-    reports = [_report(a, s, 0.6 + s / 100) for a in ("relu", "rrelu") for s in (0, 1)]
+    rates = {"relu": 0.001, "rrelu": 0.003}
+    reports = [make_report(a, s, 0.6 + s / 100, learning_rate=rates[a], protocol="rigorous")
+               for a in ("relu", "rrelu") for s in (0, 1)]
     params = CompareParams(protocol="rigorous")
     table, markdown, figure, summary = compare_rigorous(params, *PROVENANCE, *selections, *reports, selections=2)
     assert table["learning_rate"].tolist() == [0.001, 0.001, 0.003, 0.003]
@@ -186,19 +176,15 @@ def test_the_rigorous_report_says_the_chosen_rate_and_why():
     assert summary["tuning"]["rrelu"]["learning_rate"] == 0.003
     assert summary["tuning"]["relu"]["reason"] == "relu because"
     assert summary["comparisons"]["rrelu"]["n"] == 2  # the paired comparison, as before
-    assert "| rrelu | 0.003 | rrelu because |" in markdown and "learning_rate" in markdown
+    assert "| rrelu | 0.003 | rrelu because |" in markdown and "learning rate" in markdown
+    assert summary["provenance"]["learning_rate"] == {"relu": 0.001, "rrelu": 0.003}
     assert isinstance(figure, Figure)
 
 
 def test_model_figures_have_whole_epoch_ticks_numbered_from_one():
     from activation_compare.pipelines.reporting.figures import plot_model_figures
 
-    report = {
-        "activation": "relu", "seed": 0, "test_accuracy": 0.5,
-        "curves": {"epoch": [1, 2], "accuracy": [0.3, 0.5], "val_accuracy": [0.4, 0.5]},
-        "confusion_matrix": [[1, 0], [0, 1]], "class_names": ["a", "b"],
-    }
-    curves, _ = plot_model_figures(report, *PROVENANCE)
+    curves, _ = plot_model_figures(make_report(epochs=2), *PROVENANCE)
     curves.canvas.draw()
     ticks = [t for t in curves.axes[0].get_xticks() if 1 <= t <= 2]
     assert ticks == [1.0, 2.0]
@@ -216,14 +202,22 @@ def test_synthetic_data_are_said_plainly_on_figures_and_in_the_comparison():
 
 
 def test_provenance_names_data_environment_epochs_seeds_date_and_commit():
-    reports = [_report(a, 0, 0.6) for a in ("relu", "rrelu")]
-    _, markdown, figure, summary = compare_activations(CompareParams(), RUN, REAL, TRAINING, *reports)
+    reports = [_report(a, 0, 0.6, data=REAL_DATA) for a in ("relu", "rrelu")]
+    run = {**RUN, "cpu": {"model": "Intel(R) Xeon(R) Platinum 8481C", "avx512_bf16": True, "amx_bf16": True,
+                          "bfloat16": True}}
+    _, markdown, figure, summary = compare_activations(CompareParams(), run, REAL, TRAINING, *reports)
     assert summary["provenance"] == {
         "data_source": "image_folder", "data_path": "../shared/data/cifar10-jpeg.tar.gz",
+        "data_name": "cifar10-jpeg.tar.gz",
         "synthetic": False, "limit_train": 10000, "limit_test": None,
         "environment": "smoke", "outputs": "data/smoke", "epochs": 3, "seeds": [0, 1],
         "date": "2026-12-01 15:41 UTC", "git_commit": COMMIT, "git_local_changes": False,
+        "cpu": run["cpu"], "batch_size": 100, "learning_rate": 0.001, "optimizer": "adam",
+        "protocol": "original", "precision": "float32", "dtype_policy": "float32",
+        "architecture": "seed_cnn", "parameter_count": 42442,
     }
+    assert "- precision: float32 requested, dtype policy float32" in markdown
+    assert "- CPU: Intel(R) Xeon(R) Platinum 8481C, native bfloat16 (AVX512_BF16/AMX)" in markdown
     assert "SYNTHETIC" not in markdown and "SYNTHETIC" not in _texts(figure)
     for text in (markdown, _texts(figure), _texts(plot_model_figures(reports[0], RUN, REAL, TRAINING)[1])):
         for fact in ("image_folder (../shared/data/cifar10-jpeg.tar.gz)", "at most 10000 train images",
@@ -235,5 +229,5 @@ def test_provenance_names_data_environment_epochs_seeds_date_and_commit():
 
 def test_a_commit_with_local_changes_says_so():
     run = {**RUN, "git_local_changes": True}
-    _, markdown, _, _ = compare_activations(CompareParams(), run, REAL, TRAINING, _report("relu", 0, 0.6))
+    _, markdown, _, _ = compare_activations(CompareParams(), run, REAL, TRAINING, _report("relu", 0, 0.6, data=REAL_DATA))
     assert f"git commit: {COMMIT[:10]} + local changes" in markdown

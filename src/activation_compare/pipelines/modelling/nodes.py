@@ -12,7 +12,8 @@ from activation_compare.divergence import check_divergence
 from activation_compare.errors import UserError
 from activation_compare.identity import FIRST_EPOCH, ModelKey
 from activation_compare.lazy_types import DataFrame, Model
-from activation_compare.params import ModelParams, TrainingParams
+from activation_compare.params import DataParams, ModelParams, Protocol, TrainingParams
+from activation_compare.reports import Curves, DataIdentity, Report, TrainingSettings
 from activation_compare.training_state import Checkpoints, training_session
 
 # Keras, TensorFlow, pandas and scikit-learn are imported inside the nodes that use
@@ -171,12 +172,11 @@ def train_model(
         history.insert(0, "epoch", session.initial_epoch + FIRST_EPOCH + np.arange(len(history)))
         history["epoch_time_s"] = timer.seconds[: len(history)]
         losses = history["loss"].to_numpy(dtype=float)
-        if not np.all(np.isfinite(losses)):
-            bad = int(np.flatnonzero(~np.isfinite(losses))[0])
+        if timer.diverged is not None:  # the timer stopped fit at that epoch (Keras counts from 0)
+            epoch, loss = timer.diverged
             raise NonFiniteLossError(
-                f"The training loss of {model.name} became {losses[bad]} at epoch "
-                f"{int(history['epoch'].iloc[bad])}; training stopped. "
-                "Try a smaller training.optimizer.learning_rate."
+                f"The training loss of {model.name} became {loss} at epoch {epoch + FIRST_EPOCH}; "
+                "training stopped. Try a smaller training.optimizer.learning_rate."
             )
         check_divergence(model.name, losses.tolist(), params.optimizer.learning_rate)
         # The complete history, resumed epochs included.
@@ -197,20 +197,38 @@ def evaluate_model(
     history: DataFrame,
     test_set: LabelledImages,
     class_names: list[str],
+    activation: dict[str, Any],
+    model_params: ModelParams,
+    training: TrainingParams,
+    data: DataParams,
+    learning_rate: float | None = None,
     *,
     key: ModelKey,
-) -> dict[str, Any]:
+    protocol: Protocol = Protocol.ORIGINAL,
+) -> Report:
     """Score the trained model on the test set, as the original did and more.
 
     Test accuracy is scikit-learn's ``accuracy_score`` on the argmax of the
     predicted probabilities, as in the original; per-class accuracy and the
     confusion matrix come from the same predictions.
 
+    Args:
+        model: The trained model; history: its per-epoch history.
+        test_set: The test images; class_names: their classes' names.
+        activation: The activation's spec; model_params, training, data: the
+            ``model``, ``training`` and ``data`` parameters that trained it.
+        learning_rate: The learning rate the rigorous protocol chose for this
+            activation (``training.optimizer.learning_rate`` otherwise).
+        key: The model; protocol: ``compare.protocol``.
+
     Returns:
-        A JSON-serialisable report: identity, final and best epoch metrics,
-        test accuracy, per-class accuracy, confusion matrix, and the curves.
+        The model's :class:`~activation_compare.reports.Report`: identity,
+        settings and data, final and best epoch metrics, test accuracy,
+        per-class accuracy, confusion matrix, and the curves.
     """
     from sklearn.metrics import accuracy_score, confusion_matrix
+
+    from activation_compare.models.precision import model_precision
 
     from . import input_pipeline
 
@@ -226,31 +244,47 @@ def evaluate_model(
         name: float(matrix[i, i] / row) if (row := matrix[i].sum()) else float("nan")
         for i, name in enumerate(class_names)
     }
-    test_accuracy = float(accuracy_score(labels, predicted))
     best = int(history["val_accuracy"].to_numpy().argmax())
-    final_train_accuracy = float(history["accuracy"].iloc[-1])
-    return {
-        "model": key.name,
-        "activation": key.activation,
-        "seed": key.seed,
-        "parameter_count": int(model.count_params()),
-        "epochs": len(history),
-        "final_train_accuracy": final_train_accuracy,
-        "final_val_accuracy": float(history["val_accuracy"].iloc[-1]),
-        "test_accuracy": test_accuracy,
-        "best_val_accuracy": float(history["val_accuracy"].iloc[best]),
+    settings = TrainingSettings(
+        architecture=model_params.architecture,
+        activation_spec=activation.model_dump(mode="json") if hasattr(activation, "model_dump") else dict(activation),
+        epochs=training.epochs,
+        learning_rate=float(learning_rate if learning_rate is not None else training.optimizer.learning_rate),
+        batch_size=training.batch_size,
+        optimizer=training.optimizer.name,
+        protocol=str(Protocol(protocol).value),
+        precision=model_params.precision,
+        dtype_policy=model_precision(model),
+    )
+    identity = DataIdentity(
+        source=data.source,
+        path=data.path,
+        limit_train=data.limit_train,
+        limit_test=data.limit_test,
+        validation_split=data.validation_split,
+        split_seed=data.split_seed,
+        max_images=data.max_images,
+        test_images=len(test_set),
+        test_digest=test_set.content_digest,
+    )
+    column = {name: tuple(float(v) for v in history[name]) for name in HISTORY_COLUMNS[1:]}
+    return Report(
+        model=key.name,
+        activation=key.activation,
+        seed=key.seed,
+        settings=settings,
+        data=identity,
+        epochs_trained=len(history),
+        parameter_count=int(model.count_params()),
+        test_accuracy=float(accuracy_score(labels, predicted)),
+        best_val_accuracy=float(history["val_accuracy"].iloc[best]),
         # Epochs are numbered from 1, as in history.csv.
-        "best_epoch": int(history["epoch"].iloc[best]),
-        "train_test_gap": final_train_accuracy - test_accuracy,
-        "mean_epoch_time_s": float(history["epoch_time_s"].mean()),
-        "per_class_accuracy": per_class,
-        "class_names": list(class_names),
-        "confusion_matrix": matrix.tolist(),
-        "curves": {
-            "epoch": [int(v) for v in history["epoch"]],
-            **{
-                column: [float(v) for v in history[column]]
-                for column in ("loss", "accuracy", "val_loss", "val_accuracy")
-            },
-        },
-    }
+        best_epoch=int(history["epoch"].iloc[best]),
+        final_train_accuracy=float(history["accuracy"].iloc[-1]),
+        final_val_accuracy=float(history["val_accuracy"].iloc[-1]),
+        mean_epoch_time_s=float(history["epoch_time_s"].mean()),
+        per_class_accuracy=per_class,
+        class_names=tuple(str(name) for name in class_names),
+        confusion_matrix=tuple(tuple(int(v) for v in row) for row in matrix),
+        curves=Curves(epoch=tuple(int(v) for v in history["epoch"]), **column),
+    )

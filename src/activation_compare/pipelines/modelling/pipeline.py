@@ -7,12 +7,13 @@ model's nodes are ``key.local_node(step)`` and its datasets
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from kedro.pipeline import Node, Pipeline
 
 from activation_compare.identity import (
     CLASS_NAMES,
+    LEARNING_RATE,
     TEST_SET,
     TRAIN_SET,
     VALIDATION_SET,
@@ -21,6 +22,7 @@ from activation_compare.identity import (
     Role,
     Step,
 )
+from activation_compare.params import Protocol
 from activation_compare.pipelines.binding import bound as _bound
 from activation_compare.pipelines.binding import picklable
 from activation_compare.pipelines.reporting.figures import plot_model_figures
@@ -48,13 +50,20 @@ def build_node(key: ModelKey) -> Node:
     )
 
 
-def evaluation_nodes(key: ModelKey) -> list[Node]:
-    """Evaluate the trained model on the test set (the only nodes that read it), then plot."""
+def evaluation_nodes(key: ModelKey, protocol: Protocol = Protocol.ORIGINAL) -> list[Node]:
+    """Evaluate the trained model on the test set (the only nodes that read it), then plot.
+
+    The report records the settings that trained the model: the parameters, and
+    under the rigorous protocol the learning rate its activation's tuning chose.
+    """
     data, tags = key.local_dataset, key.node_tags()
+    settings = ["params:activation", "params:model", "params:training", "params:data"]
+    if protocol is Protocol.RIGOROUS:
+        settings.append(LEARNING_RATE)
     return [
         Node(
-            func=_bound(evaluate_model, key=key),
-            inputs=[data(Role.MODEL), data(Role.HISTORY), TEST_SET, CLASS_NAMES],
+            func=_bound(evaluate_model, key=key, protocol=protocol),
+            inputs=[data(Role.MODEL), data(Role.HISTORY), TEST_SET, CLASS_NAMES, *settings],
             outputs=data(Role.REPORT),
             name=key.local_node(Step.EVALUATE),
             tags=tags,
@@ -69,23 +78,30 @@ def evaluation_nodes(key: ModelKey) -> list[Node]:
     ]
 
 
+def train_node(
+    key: ModelKey, func: Callable, *inputs: str, outputs: Sequence[Role] = (Role.MODEL, Role.HISTORY),
+    tags: Sequence[str] = (),
+) -> Node:
+    """The model's training node (every protocol's): ``func`` bound to ``key``, tagged ``training``.
+
+    Its inputs: the untrained model, the training and validation sets,
+    ``params:training``, then ``inputs`` (the model's checkpoints among them:
+    a :class:`~activation_compare.training_state.Checkpoints` handle, for resume and reuse).
+    """
+    data = key.local_dataset
+    return Node(
+        func=_bound(func, key=key),
+        inputs=[data(Role.UNTRAINED_MODEL), TRAIN_SET, VALIDATION_SET, "params:training", *inputs],
+        # One output by name: Kedro hands it the function's value as it is, not unpacked.
+        outputs=data(outputs[0]) if len(outputs) == 1 else [data(role) for role in outputs],
+        name=key.local_node(Step.TRAIN),
+        tags=[TRAINING_TAG, *tags, *key.node_tags()],
+    )
+
+
 def _model_nodes(key: ModelKey) -> list[Node]:
     """Build → train → evaluate → figures for one model, with names local to its namespace."""
-    data = key.local_dataset
-    train = Node(
-        func=_bound(train_model, key=key),
-        inputs=[
-            data(Role.UNTRAINED_MODEL),
-            TRAIN_SET,
-            VALIDATION_SET,
-            "params:training",
-            # The model's checkpoints (resume, reuse): a training_state.Checkpoints handle.
-            data(Role.CHECKPOINTS),
-        ],
-        outputs=[data(Role.MODEL), data(Role.HISTORY)],
-        name=key.local_node(Step.TRAIN),
-        tags=[TRAINING_TAG, *key.node_tags()],
-    )
+    train = train_node(key, train_model, key.local_dataset(Role.CHECKPOINTS))
     return [build_node(key), train, *evaluation_nodes(key)]
 
 

@@ -8,22 +8,17 @@ across many models.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from activation_compare.identity import FIRST_EPOCH
 from activation_compare.lazy_types import Figure
 from activation_compare.params import DataParams, TrainingParams
+from activation_compare.reports import Report
 
 from .provenance import describe_run, stamp_figure
-
-
-def _epochs(report: dict[str, Any], count: int) -> np.ndarray:
-    """The epoch numbers of a report's curves (from 1, as in history.csv)."""
-    epochs = report["curves"].get("epoch")
-    return np.asarray(epochs) if epochs is not None else np.arange(FIRST_EPOCH, count + FIRST_EPOCH)
+from .summary import epoch_curves
 
 
 def _integer_epochs(ax: Any) -> None:
@@ -34,7 +29,7 @@ def _integer_epochs(ax: Any) -> None:
 
 
 def plot_model_figures(
-    report: dict[str, Any], run: dict[str, Any], data: DataParams, training: TrainingParams
+    report: Report, run: dict[str, Any], data: DataParams, training: TrainingParams
 ) -> tuple[Figure, Figure]:
     """Draw one model's accuracy curves and its test-set confusion matrix.
 
@@ -50,7 +45,7 @@ def plot_model_figures(
     return model_figures(report, describe_run(run, data, training))
 
 
-def model_figures(report: dict[str, Any], provenance: dict[str, Any] | None) -> tuple[Figure, Figure]:
+def model_figures(report: Report, provenance: dict[str, Any] | None) -> tuple[Figure, Figure]:
     """One model's accuracy curves and confusion matrix, ``provenance`` (:func:`~.provenance.describe_run`) under each.
 
     The notebook calls it with the provenance a comparison recorded
@@ -59,20 +54,20 @@ def model_figures(report: dict[str, Any], provenance: dict[str, Any] | None) -> 
     # matplotlib loads when a figure is drawn, not when the pipeline is built (lazy_types.py).
     from matplotlib.figure import Figure
 
-    title = f"{report['activation']} (seed {report['seed']})"
+    title = f"{report.activation} (seed {report.seed})"
     curves = Figure(figsize=(6, 4.4), layout="constrained")
     ax = curves.add_subplot()
-    epochs = _epochs(report, len(report["curves"]["accuracy"]))
-    ax.plot(epochs, report["curves"]["accuracy"], label="train", linestyle="--")
-    ax.plot(epochs, report["curves"]["val_accuracy"], label="validation")
+    epochs = np.asarray(report.curves.epoch)
+    ax.plot(epochs, report.curves.accuracy, label="train", linestyle="--")
+    ax.plot(epochs, report.curves.val_accuracy, label="validation")
     ax.set(xlabel="epoch", ylabel="accuracy", title=f"Accuracy: {title}")
     _integer_epochs(ax)
     ax.grid(alpha=0.3)
     ax.legend()
     stamp_figure(curves, provenance)
 
-    matrix = np.asarray(report["confusion_matrix"])
-    names = report["class_names"]
+    matrix = np.asarray(report.confusion_matrix)
+    names = list(report.class_names)
     confusion = Figure(figsize=(6.5, 5.9), layout="constrained")
     ax = confusion.add_subplot()
     image = ax.imshow(matrix, cmap="Blues")
@@ -82,7 +77,7 @@ def model_figures(report: dict[str, Any], provenance: dict[str, Any] | None) -> 
     ax.set(
         xlabel="predicted",
         ylabel="true",
-        title=f"Confusion matrix: {title}, test accuracy {report['test_accuracy']:.4f}",
+        title=f"Confusion matrix: {title}, test accuracy {report.test_accuracy:.4f}",
     )
     threshold = matrix.max() / 2 if matrix.size else 0
     for (row, col), count in np.ndenumerate(matrix):
@@ -92,34 +87,43 @@ def model_figures(report: dict[str, Any], provenance: dict[str, Any] | None) -> 
     return curves, confusion
 
 
-def overlay_figure(
-    reports: Sequence[dict[str, Any]], activations: list[str], provenance: dict[str, Any] | None
-) -> Figure:
+def overlay_figure(reports: Sequence[Report], activations: list[str], provenance: dict[str, Any] | None) -> Figure:
     """Train and validation accuracy of every activation overlaid (mean ± s.d. over seeds).
 
     ``provenance`` (:func:`~.provenance.describe_run`) is written under the plot.
+    """
+    return curves_figure(epoch_curves(reports, activations), provenance)
+
+
+def curves_figure(curves: Mapping[str, Mapping[str, Any]], provenance: dict[str, Any] | None) -> Figure:
+    """Mean train and validation accuracy per activation over epochs, bands ±1 s.d. over seeds.
+
+    ``curves``: per activation, as :func:`~.summary.epoch_curves` makes them (the
+    ``curves`` section of ``comparison_summary.json``), so the figure of a
+    comparison and the figure drawn from its summary later are the same.
     """
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(8, 5.4), layout="constrained")
     ax = figure.add_subplot()
-    colours = {name: f"C{i}" for i, name in enumerate(activations)}
-    for name in activations:
-        runs = [r for r in reports if r["activation"] == name]
-        for key, style, label in (("accuracy", "--", "train"), ("val_accuracy", "-", "validation")):
-            curves = np.array([r["curves"][key] for r in runs], dtype=float)
-            epochs = _epochs(runs[0], curves.shape[1])
-            mean = curves.mean(axis=0)
-            seeds = f", mean of {len(runs)} seeds" if len(runs) > 1 else ""
-            ax.plot(epochs, mean, style, color=colours[name], label=f"{name} {label}{seeds}")
-            if len(runs) > 1:
-                spread = curves.std(axis=0, ddof=1)
-                ax.fill_between(epochs, mean - spread, mean + spread, color=colours[name], alpha=0.15)
+    several = False
+    for index, (name, curve) in enumerate(curves.items()):
+        colour = f"C{index}"
+        seeds = int(curve["seeds"])
+        epochs = np.asarray(curve["epoch"])
+        for key, style, label in (("train_accuracy", "--", "train"), ("val_accuracy", "-", "validation")):
+            mean = np.asarray(curve[f"{key}_mean"], dtype=float)
+            suffix = f", mean of {seeds} seeds" if seeds > 1 else ""
+            ax.plot(epochs, mean, style, color=colour, label=f"{name} {label}{suffix}")
+            if seeds > 1:
+                several = True
+                spread = np.asarray(curve[f"{key}_std"], dtype=float)
+                ax.fill_between(epochs, mean - spread, mean + spread, color=colour, alpha=0.15)
     ax.set(
         xlabel="epoch",
         ylabel="accuracy",
         title="Train (dashed) and validation (solid) accuracy per activation"
-        + (" (bands: ±1 s.d. over seeds)" if len(reports) > len(activations) else ""),
+        + (" (bands: ±1 s.d. over seeds)" if several else ""),
     )
     _integer_epochs(ax)
     ax.grid(alpha=0.3)

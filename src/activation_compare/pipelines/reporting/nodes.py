@@ -1,81 +1,123 @@
-"""Reporting: the side-by-side comparison of activations (figures: figures.py)."""
+"""Reporting: the side-by-side comparison of activations (figures: figures.py; summary: summary.py)."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from activation_compare.lazy_types import DataFrame, Figure
-from activation_compare.params import CompareParams, DataParams, TrainingParams
+from activation_compare.params import CompareParams, DataParams, Protocol, TrainingParams
+from activation_compare.reports import Report, ReportMismatchError, mismatches
 
-from .figures import overlay_figure
+from .figures import curves_figure
 from .provenance import describe_run, provenance_markdown
+from .statistics import paired_difference
+from .summary import (
+    PER_MODEL_COLUMNS,
+    build_summary,
+    comparisons_table,
+    per_activation_table,
+    per_seed_table,
+    verdict,
+)
 
 # pandas and SciPy load when the comparison runs, not when the pipeline is built (lazy_types.py).
 
-TABLE_COLUMNS = [
-    "activation",
-    "seed",
-    "final_train_accuracy",
-    "final_val_accuracy",
-    "test_accuracy",
-    "best_val_accuracy",
-    "best_epoch",
-    "train_test_gap",
-    "mean_epoch_time_s",
-    "parameter_count",
-]
+# The columns of comparison.csv (the rigorous protocol adds learning_rate after seed).
+TABLE_COLUMNS = PER_MODEL_COLUMNS
+
+__all__ = ["TABLE_COLUMNS", "compare_activations", "compare_rigorous", "paired_difference", "verdict"]
 
 
-def paired_difference(
-    values: Sequence[float], baseline: Sequence[float], confidence_level: float
-) -> dict[str, float | int | None]:
-    """Mean paired difference (same seeds) with a Student-t confidence interval.
+def expected_settings(data: DataParams, training: TrainingParams, protocol: Protocol) -> dict[str, Any]:
+    """The settings the comparison prints, by report field: every report must have them."""
+    expected: dict[str, Any] = {
+        "settings.epochs": training.epochs,
+        "settings.batch_size": training.batch_size,
+        "settings.optimizer": training.optimizer.name,
+        "settings.protocol": protocol.value,
+        "data.source": data.source,
+        "data.path": data.path,
+        "data.limit_train": data.limit_train,
+        "data.limit_test": data.limit_test,
+        "data.validation_split": data.validation_split,
+        "data.split_seed": data.split_seed,
+        "data.max_images": data.max_images,
+    }
+    if protocol is not Protocol.RIGOROUS:
+        expected["settings.learning_rate"] = training.optimizer.learning_rate
+    return expected
 
-    Pairing by seed removes what both activations share (the seed's weight
-    initialisation and batch order), so the interval is tighter than comparing
-    two independent means. With one seed there is no interval.
+
+def check_reports(
+    reports: Sequence[Report],
+    params: CompareParams,
+    run: Mapping[str, Any],
+    data: DataParams,
+    training: TrainingParams,
+    learning_rates: Mapping[str, float] | None = None,
+) -> None:
+    """Refuse reports that do not belong together or disagree with the parameters the comparison prints.
+
+    Raises:
+        ReportMismatchError: Naming each report that differs, what differs, and
+            the command that makes matching reports.
     """
-    differences = np.asarray(values, dtype=float) - np.asarray(baseline, dtype=float)
-    n = len(differences)
-    mean = float(differences.mean())
-    from scipy import stats
+    rigorous = params.protocol is Protocol.RIGOROUS
+    problems = mismatches(
+        reports, expected_settings(data, training, params.protocol), rigorous=rigorous, learning_rates=learning_rates
+    )
+    if problems:
+        listed = "\n".join(f"  - {p}" for p in problems)
+        raise ReportMismatchError(
+            "The comparison's reports were not all made with its settings (a partial rerun with other "
+            f"--params?):\n{listed}\nMake matching reports by running the whole comparison with one set of "
+            f"parameters: kedro run --env {run.get('environment', '<env>')} --pipeline=compare [--params ...] "
+            "(finished models are reused, the others trained)."
+        )
 
-    if n < 2:
-        return {"n": n, "mean": mean, "ci_low": None, "ci_high": None, "p_value": None}
-    sem = float(differences.std(ddof=1) / math.sqrt(n))
-    if sem == 0.0:
-        return {"n": n, "mean": mean, "ci_low": mean, "ci_high": mean, "p_value": None}
-    half_width = float(stats.t.ppf(0.5 + confidence_level / 2, df=n - 1)) * sem
-    p_value = float(2 * stats.t.sf(abs(mean / sem), df=n - 1))
+
+def run_settings(reports: Sequence[Report], rigorous: bool) -> dict[str, Any]:
+    """The training settings every report shares (after :func:`check_reports`), for the provenance."""
+    first = reports[0].settings
+    rates: Any = first.learning_rate
+    if rigorous:
+        rates = {r.activation: r.settings.learning_rate for r in reports}
     return {
-        "n": n,
-        "mean": mean,
-        "ci_low": mean - half_width,
-        "ci_high": mean + half_width,
-        "p_value": p_value,
+        "batch_size": first.batch_size,
+        "learning_rate": rates,
+        "optimizer": first.optimizer,
+        "protocol": first.protocol,
+        "precision": first.precision,
+        "dtype_policy": first.dtype_policy,
+        "architecture": first.architecture,
+        "parameter_count": reports[0].parameter_count,
     }
 
 
-def verdict(activation: str, baseline: str, diff: dict[str, Any], confidence_level: float) -> str:
-    """One plain sentence on the paired difference in test accuracy, in points."""
-    level = f"{confidence_level:.0%}"
-    head = f"{activation} − {baseline} = {100 * diff['mean']:+.1f} pts"
-    n = diff["n"]
-    if diff["ci_low"] is None:
-        return f"{head} from a single seed: no confidence interval; run several seeds to tell."
-    low, high = 100 * diff["ci_low"], 100 * diff["ci_high"]
-    interval = f"{level} CI [{low:+.1f}, {high:+.1f}]"
-    if low > 0:
-        outcome = f"{activation} is significantly better at {n} seeds"
-    elif high < 0:
-        outcome = f"{activation} is significantly worse at {n} seeds"
-    else:
-        outcome = f"no significant difference at {n} seeds"
-    return f"{head}, {interval}: {outcome}"
+def _compare(
+    params: CompareParams,
+    run: dict[str, Any],
+    data: DataParams,
+    training: TrainingParams,
+    reports: Sequence[Report],
+    learning_rates: Mapping[str, float] | None = None,
+    tuning: Mapping[str, Any] | None = None,
+) -> tuple[DataFrame, str, Figure, dict[str, Any]]:
+    import pandas as pd
+
+    check_reports(reports, params, run, data, training, learning_rates)
+    rigorous = params.protocol is Protocol.RIGOROUS
+    provenance = {**describe_run(run, data, training), **(run_settings(reports, rigorous) if reports else {})}
+    summary = build_summary(
+        reports, params.activations, params.baseline, params.confidence_level, provenance, rigorous=rigorous
+    )
+    if tuning is not None:
+        summary["tuning"] = dict(tuning)
+    columns = list(summary["per_model"][0]) if summary["per_model"] else TABLE_COLUMNS
+    table = pd.DataFrame(summary["per_model"], columns=columns)
+    figure = curves_figure(summary["curves"], provenance)
+    return table, comparison_markdown(summary), figure, summary
 
 
 def compare_activations(
@@ -83,91 +125,59 @@ def compare_activations(
     run: dict[str, Any],
     data: DataParams,
     training: TrainingParams,
-    *reports: dict[str, Any],
+    *reports: Report,
 ) -> tuple[DataFrame, str, Figure, dict[str, Any]]:
     """Put every trained model side by side and say how sure the verdict is.
 
     Args:
         params: The ``compare`` parameters (activations, baseline, confidence level).
-        run: The ``run_provenance`` dataset (environment, outputs, git commit, date).
+        run: The ``run_provenance`` dataset (environment, outputs, git commit, date, CPU).
         data: The ``data`` parameters (with ``run`` and ``training``, the
             provenance of the comparison).
         training: The ``training`` parameters.
         *reports: One evaluation report per trained model (activation × seed).
 
     Returns:
-        The per-model table, the same table and the summary as Markdown, the
-        overlay figure of accuracy curves, and a JSON-serialisable summary with
-        its provenance, per-activation means and standard deviations and, per
-        activation, the paired difference to the baseline with its confidence
-        interval. Synthetic data are said so in the Markdown and the figure.
+        The per-model table, the comparison as Markdown, the overlay figure of
+        accuracy curves, and the summary (:mod:`.summary`: provenance, per-model
+        rows, per-activation means and standard deviations, mean curves, and
+        each activation against the baseline, adjusted for the number of
+        comparisons). Synthetic data are said so in the Markdown and the figure.
+
+    Raises:
+        ReportMismatchError: If the reports were made with other settings or
+            data than each other's or the parameters'.
     """
-    import pandas as pd
-
-    provenance = describe_run(run, data, training)
-    table = pd.DataFrame([{c: r[c] for c in TABLE_COLUMNS} for r in reports], columns=TABLE_COLUMNS)
-    activations = [a for a in params.activations if a in set(table["activation"])]
-    grouped = table.groupby("activation", sort=False)
-    per_activation = {
-        name: {
-            "seeds": int(len(group)),
-            "test_accuracy_mean": float(group["test_accuracy"].mean()),
-            "test_accuracy_std": float(group["test_accuracy"].std(ddof=1)) if len(group) > 1 else None,
-            "train_test_gap_mean": float(group["train_test_gap"].mean()),
-            "train_test_gap_std": float(group["train_test_gap"].std(ddof=1)) if len(group) > 1 else None,
-            "mean_epoch_time_s": float(group["mean_epoch_time_s"].mean()),
-        }
-        for name, group in grouped
-    }
-    comparisons: dict[str, Any] = {}
-    baseline = params.baseline
-    if baseline in per_activation:
-        base = table[table["activation"] == baseline].set_index("seed")["test_accuracy"]
-        for name in activations:
-            if name == baseline:
-                continue
-            other = table[table["activation"] == name].set_index("seed")["test_accuracy"]
-            common = sorted(set(base.index) & set(other.index))
-            diff = paired_difference(other[common], base[common], params.confidence_level)
-            comparisons[name] = {
-                **diff,
-                "baseline": baseline,
-                "method": "paired Student-t over seeds",
-                "verdict": verdict(name, baseline, diff, params.confidence_level),
-            }
-    summary = {
-        "provenance": provenance,
-        "baseline": baseline,
-        "confidence_level": params.confidence_level,
-        "per_activation": per_activation,
-        "comparisons": comparisons,
-    }
-    figure = overlay_figure(reports, activations, provenance)
-    return table, _markdown(table, summary), figure, summary
+    return _compare(params, run, data, training, reports)
 
 
-def _fmt(mean: float, std: float | None, scale: float = 100.0) -> str:
-    return f"{scale * mean:.2f}" + (f" ± {scale * std:.2f}" if std is not None else "")
-
-
-def _markdown(table: DataFrame, summary: dict[str, Any]) -> str:
+def comparison_markdown(summary: Mapping[str, Any]) -> str:
+    """``comparison.md``, from the summary alone."""
     lines = ["# Activation comparison", "", *provenance_markdown(summary["provenance"])]
-    lines += ["## Per model", "", table.to_markdown(index=False, floatfmt=".4f"), ""]
-    lines += [
-        "## Per activation (test accuracy and train−test gap in %, mean ± s.d. over seeds)",
-        "",
-        "| activation | seeds | test accuracy | train−test gap | mean epoch time (s) |",
-        "|---|---|---|---|---|",
-    ]
-    for name, row in summary["per_activation"].items():
-        lines.append(
-            f"| {name} | {row['seeds']} | {_fmt(row['test_accuracy_mean'], row['test_accuracy_std'])} "
-            f"| {_fmt(row['train_test_gap_mean'], row['train_test_gap_std'])} "
-            f"| {row['mean_epoch_time_s']:.2f} |"
-        )
+    lines += ["## Per model", "", *per_seed_table(summary), ""]
+    lines += ["## Per activation (accuracies in %, mean ± s.d. over seeds)", "", *per_activation_table(summary)]
     if summary["comparisons"]:
+        section = summary["multiple_comparisons"]
         lines += ["", f"## Against the baseline ({summary['baseline']})", ""]
         lines += [f"- {c['verdict']}" for c in summary["comparisons"].values()]
+        lines += ["", *comparisons_table(summary), "", section["sentence"]]
+    tuning = summary.get("tuning")
+    if tuning:
+        rules = sorted({t["rule"] for t in tuning.values()})
+        lines += [
+            "",
+            "## Protocol: rigorous",
+            "",
+            "Learning rate and epoch chosen on a validation split held out of the training set; "
+            "each final model keeps the weights of its best validation epoch (`best_epoch`) and "
+            "is evaluated on the test set once.",
+            "",
+            "| activation | chosen learning rate | why |",
+            "|---|---|---|",
+            *(f"| {name} | {t['learning_rate']:g} | {t['reason']} |" for name, t in tuning.items()),
+            "",
+            f"Rule: {'; '.join(rules)}.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -176,7 +186,7 @@ def compare_rigorous(
     run: dict[str, Any],
     data: DataParams,
     training: TrainingParams,
-    *inputs: dict[str, Any],
+    *inputs: Any,
     selections: int,
 ) -> tuple[DataFrame, str, Figure, dict[str, Any]]:
     """The comparison of the rigorous protocol: as :func:`compare_activations`, plus how it chose.
@@ -194,13 +204,10 @@ def compare_rigorous(
         As :func:`compare_activations`; the table gains each model's learning
         rate, the summary a ``tuning`` section (per activation: the chosen rate,
         why, every trial's score), the Markdown a section saying the same.
+        Each report's learning rate must be the one its activation's tuning chose.
     """
     chosen, reports = inputs[:selections], inputs[selections:]
-    table, markdown, figure, summary = compare_activations(params, run, data, training, *reports)
-    rates = {s["activation"]: s["learning_rate"] for s in chosen}
-    table.insert(2, "learning_rate", table["activation"].map(rates))
-    summary["protocol"] = "rigorous"
-    summary["tuning"] = {
+    tuning = {
         s["activation"]: {
             "learning_rate": s["learning_rate"],
             "reason": s["reason"],
@@ -212,22 +219,5 @@ def compare_rigorous(
         }
         for s in chosen
     }
-    lines = [
-        "",
-        "## Protocol: rigorous",
-        "",
-        "Learning rate and epoch chosen on a validation split held out of the training set; "
-        "each final model keeps the weights of its best validation epoch (`best_epoch`) and "
-        "is evaluated on the test set once.",
-        "",
-        "| activation | chosen learning rate | why |",
-        "|---|---|---|",
-        *(f"| {s['activation']} | {s['learning_rate']:g} | {s['reason']} |" for s in chosen),
-        "",
-        f"Rule: {chosen[0]['rule'] if chosen else ''}.",
-    ]
-    markdown = markdown.replace(
-        table.drop(columns="learning_rate").to_markdown(index=False, floatfmt=".4f"),
-        table.to_markdown(index=False, floatfmt=".4f"),
-    )
-    return table, markdown + "\n".join(lines) + "\n", figure, summary
+    rates = {name: t["learning_rate"] for name, t in tuning.items()}
+    return _compare(params, run, data, training, reports, learning_rates=rates, tuning=tuning)

@@ -9,6 +9,7 @@ result on CIFAR-10.
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Any
 
 from activation_compare.params import DataParams, TrainingParams
@@ -42,6 +43,9 @@ def describe_run(run: dict[str, Any], data: DataParams, training: TrainingParams
         "date": run["date"],
         "git_commit": run["git_commit"],
         "git_local_changes": run.get("git_local_changes"),
+        # The data's archive or folder name (the path may be a local one).
+        "data_name": PurePath(data.path).name if data.path else data.source,
+        "cpu": run.get("cpu"),
     }
 
 
@@ -84,11 +88,34 @@ def provenance_markdown(provenance: dict[str, Any]) -> list[str]:
         f"- data: {_data(provenance)}",
         f"- environment: {provenance['environment']} (outputs in `{provenance['outputs']}`)",
         f"- epochs: {provenance['epochs']}; seeds: {seeds}",
+        *_settings_lines(provenance),
         f"- date: {provenance['date']}",
         f"- git commit: {_commit(provenance)}"
         + (f" (`{provenance['git_commit']}`)" if provenance["git_commit"] else ""),
         "",
     ]
+    return lines
+
+
+def _settings_lines(provenance: dict[str, Any]) -> list[str]:
+    """Batch size, learning rate, optimizer, precision and CPU, when the provenance has them."""
+    lines = []
+    if "batch_size" in provenance:
+        rate = provenance["learning_rate"]
+        rates = (
+            ", ".join(f"{name} {value:g}" for name, value in rate.items()) if isinstance(rate, dict) else f"{rate:g}"
+        )
+        lines.append(
+            f"- batch size: {provenance['batch_size']}; {provenance['optimizer']} learning rate: {rates}; "
+            f"protocol: {provenance['protocol']}"
+        )
+        lines.append(
+            f"- precision: {provenance['precision']} requested, dtype policy {provenance['dtype_policy']}"
+        )
+    cpu = provenance.get("cpu")
+    if cpu:
+        native = "native bfloat16 (AVX512_BF16/AMX)" if cpu.get("bfloat16") else "no native bfloat16"
+        lines.append(f"- CPU: {cpu.get('model') or 'unknown'}, {native}")
     return lines
 
 
