@@ -1,5 +1,11 @@
 """The served model's contract, and, after a real smoke ``compare``, ``mlflow models serve`` of ``@best``.
 
+Also activations beyond the built-in five, end to end: GELU, SiLU and Mish by
+their Keras names and a user's own layer (a package the test writes,
+``tests/custom_layer.py``) in a smoke ``compare`` through the real ``kedro`` CLI,
+and the custom-layer model served with its own bundled code: each serving check
+first moves the package away, so the model can only load with the code bundled in it.
+
 The contract (``tracking.serving``): uint8 pixel values 0-255, shape
 (N, 32, 32, 3), declared by the signature and input example; each image's
 answer is its class name and the probabilities by class name; anything else is
@@ -13,13 +19,16 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import stop_process_group, test_env
+from custom_layer import custom_entry, write_layer_package
 
 SMOKE_RRELU = "activation-compare-smoke-rrelu"
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -209,3 +218,122 @@ def _post(url: str, payload) -> tuple[int, dict]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
+
+
+# Loads the logged model in a fresh interpreter that has never seen the user's package.
+_LOAD_AND_PREDICT = """
+import json, sys
+import numpy as np
+import mlflow
+pixels = np.asarray(json.loads(sys.stdin.read()), dtype=np.uint8)
+print(json.dumps(mlflow.pyfunc.load_model(sys.argv[1]).predict(pixels)))
+"""
+
+
+def test_a_logged_custom_layer_model_bundles_the_layers_package_and_loads_without_it(scratch_store, tmp_path):
+    import mlflow
+
+    from activation_compare.identity import ModelKey
+    from activation_compare.params import ModelParams
+    from activation_compare.pipelines.modelling.nodes import build_model
+    from activation_compare.tracking import TrackingSettings, artifacts, runs
+    from activation_compare.tracking.store import open_store
+
+    user_code = tmp_path / "user_code"
+    package = write_layer_package(user_code, "userlayers_serve")
+    sys.path.insert(0, str(user_code))
+    try:
+        key = ModelKey("swish", 0)
+        model = build_model(custom_entry("userlayers_serve", beta=1.5), ModelParams(precision="float32"), key=key)
+        store = open_store(TrackingSettings(tracking_uri=scratch_store, experiment_name="serve-custom-layer",
+                                            artifact_location=(tmp_path / "artifacts").as_uri()))
+        run = runs.create_run(store, key.run_name, key.run_tags(), {})
+        pixels = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+        model_id = artifacts.log_model(store, run, key, model, pixels, 2, list(CLASSES))
+        expected = model.predict(pixels.astype(np.float32) / 255.0, verbose=0)
+    finally:
+        sys.path.remove(str(user_code))
+    local = mlflow.artifacts.download_artifacts(store.client.get_logged_model(model_id).artifact_location,
+                                                dst_path=str(tmp_path / "model"))
+    bundled = Path(local, "code", "userlayers_serve")
+    assert sorted(p.name for p in bundled.iterdir()) == ["__init__.py", "layers.py", "scale.py"]
+    assert (bundled / "layers.py").read_text() == (package / "layers.py").read_text()
+
+    package.rename(tmp_path / "moved_away")  # only the bundled copy is left
+    done = subprocess.run([sys.executable, "-c", _LOAD_AND_PREDICT, local], input=json.dumps(pixels.tolist()),
+                          capture_output=True, text=True, cwd=tmp_path, env=test_env(), timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    answers = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [a["class"] for a in answers] == [CLASSES[i] for i in expected.argmax(axis=1)]
+    for answer, row in zip(answers, expected):
+        assert list(answer["probabilities"].values()) == pytest.approx(row.tolist(), abs=1e-6)
+
+
+SMOKE_ACTIVATIONS = """\
+activations:
+  relu:
+    type: relu
+  gelu:
+    type: keras
+    name: gelu
+  silu:
+    type: keras
+    name: silu
+  mish:
+    type: keras
+    name: mish
+  swish:
+    type: custom
+    layer: userlayers_smoke.layers:Swish
+    beta: 1.5
+"""
+
+
+@pytest.mark.slow
+def test_gelu_silu_mish_and_a_custom_layer_in_a_smoke_compare_and_the_custom_model_served(tmp_path, tracking):
+    from mlflow import MlflowClient
+
+    project = tracking.copy_project(tmp_path / "project")
+    write_layer_package(project / "src", "userlayers_smoke")
+    (project / "conf" / "smoke" / "parameters_activations.yml").write_text(SMOKE_ACTIVATIONS)
+    compared = ["relu", "gelu", "silu", "mish", "swish"]
+    result = tracking.kedro_cli(project, "run", "--env", "smoke", "--pipeline=compare",
+                                "--params", f"compare.activations={' '.join(compared)}")
+    assert result.returncode == 0, result.stderr[-4000:]
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    parent, children = tracking.split_tree(tracking.runs_of(client))
+    assert sorted(c.info.run_name for c in children) == sorted(f"{name}-seed0" for name in compared)
+    by_name = {c.info.run_name: c for c in children}
+    assert by_name["gelu-seed0"].data.params["activation.name"] == "gelu"
+    swish = by_name["swish-seed0"]
+    assert swish.data.params["activation.layer"] == "userlayers_smoke.layers:Swish"
+    assert swish.data.params["activation.beta"] == "1.5"
+    for name in compared:
+        assert 0.0 <= by_name[f"{name}-seed0"].data.metrics["test_accuracy"] <= 1.0, name
+
+    # A layer that is not there is refused before anything trains, in one line.
+    broken = tracking.kedro_cli(project, "run", "--env", "smoke", "--pipeline=compare",
+                                "--params", "compare.activations=relu swish,activations.swish.layer=userlayers_smoke.layers:Swsh")
+    assert broken.returncode != 0
+    assert ("activations.swish.layer='userlayers_smoke.layers:Swsh' cannot be found: 'userlayers_smoke.layers' has "
+            "no attribute 'Swsh'; did you mean 'Swish'?") in broken.stdout + broken.stderr
+    assert "Traceback" not in broken.stdout + broken.stderr
+
+    (project / "src" / "userlayers_smoke").rename(tmp_path / "moved_away")  # only the bundled copy is left
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tmp_path / "serve.log"
+    server = _serve(tracking, uri, "models:/activation-compare-smoke-swish@best", port, log)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(server, url, log)
+        pixels = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+        status, answer = _post(url, {"inputs": pixels.tolist()})
+    finally:
+        stop_process_group(server)
+    assert status == 200, answer
+    for prediction in answer["predictions"]:
+        assert list(prediction["probabilities"]) == list(CLASSES)
+        assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)

@@ -73,15 +73,16 @@ class KerasModelDataset(AbstractVersionedDataset[Any, Any]):
     def load(self) -> Any:
         import keras
 
-        # Keras finds a custom layer (RReLU) by the name it was registered under,
-        # which happens when its module is imported. A worker process (ParallelRunner,
-        # Dask) or a notebook may load a model before anything imported it.
-        import activation_compare.layers  # noqa: F401
+        # Keras finds a custom layer (RReLU, a user's {type: custom}) by the name it was
+        # registered under, which happens when its module is imported. A worker process
+        # (ParallelRunner, Dask) or a notebook may load a model before anything imported it.
+        from activation_compare.layers.custom import import_layer_modules
 
         load_path = get_filepath_str(self._get_load_path(), self._protocol)
         with tempfile.TemporaryDirectory(prefix="activation_compare_model_") as folder:
             local = os.path.join(folder, _LOCAL_NAME)
             self._fs.get(load_path, local)
+            import_layer_modules(local)
             return keras.saving.load_model(local, **self._load_args)
 
     def save(self, data: Any) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +24,14 @@ CIFAR10_CLASSES: tuple[str, ...] = (
 )
 
 IMAGE_SHAPE: tuple[int, int, int] = (32, 32, 3)
+
+
+def array_digest(array: Any) -> str:
+    """A digest of an array's dtype, shape and bytes (the training fingerprint's data digests)."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+    return digest.hexdigest()
 
 
 def scale_pixels(pixels: np.ndarray) -> np.ndarray:
@@ -74,8 +84,6 @@ class LabelledImages:
         need it, and the training set can be 600 MB); the arrays are never
         changed in place after loading.
         """
-        from activation_compare.training_state.fingerprint import array_digest
-
         return f"{array_digest(self.images)[:16]}-{array_digest(self.labels)[:16]}"
 
 

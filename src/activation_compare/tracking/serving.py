@@ -10,7 +10,12 @@ fresh process know nothing of this project, so every model the project logs
 whose loader is this module, with the package's own code bundled in the model
 (``code/activation_compare``, MLflow puts it on ``sys.path`` first): the served
 model runs the layer code it was trained with, and needs only the Python
-packages in its ``requirements.txt``.
+packages in its ``requirements.txt``. A model with a user's own activation layer
+(``{type: custom}``) also bundles that layer's top-level package
+(``code/<package>``: the files whose digest is in the training fingerprint,
+:func:`~activation_compare.layers.custom.layer_source`), and the loader imports
+the modules its ``.keras`` file names before loading it, which registers the
+layer with Keras.
 
 **The served model's contract** (the pyfunc flavour; the Keras flavour still
 takes ``x / 255`` floats, as in training):
@@ -160,10 +165,20 @@ def _model_root(path: str) -> Path:
     return here if (here / MLMODEL_FILE_NAME).is_file() else here.parent
 
 
-def _load_pyfunc(path: str) -> ServedModel:
-    """MLflow's pyfunc entry point: register the project's layers, load as the Keras flavour does, wrap."""
-    import activation_compare.layers  # noqa: F401 - registers RReLU with keras.saving
+def _keras_file(model_dir: Path) -> Path | None:
+    """The ``.keras`` file MLflow's Keras flavour saved in a model folder."""
+    found = sorted(Path(model_dir).rglob("*.keras"))
+    return found[0] if found else None
 
+
+def _load_pyfunc(path: str) -> ServedModel:
+    """MLflow's pyfunc entry point: register the project's and the custom layers, load as the Keras flavour does, wrap."""
+    import activation_compare.layers  # noqa: F401 - registers RReLU with keras.saving
+    from activation_compare.layers.custom import import_layer_modules
+
+    keras_file = _keras_file(_model_root(path))
+    if keras_file is not None:
+        import_layer_modules(keras_file)  # the bundled custom layers' modules (code/ is on sys.path)
     keras_model = mlflow_load_keras_pyfunc(path).get_raw_model()
     names_file = _model_root(path) / CLASS_NAMES_FILE
     class_names = json.loads(names_file.read_text()) if names_file.is_file() else []
@@ -171,21 +186,30 @@ def _load_pyfunc(path: str) -> ServedModel:
 
 
 def use_project_loader(model_dir: Path, class_names: Sequence[str] | None = None) -> None:
-    """Point a saved Keras model's pyfunc flavour at this module, bundle the package's code and the class names.
+    """Point a saved Keras model's pyfunc flavour at this module, bundle the code it needs and the class names.
 
-    ``model_dir`` is a model folder written by ``mlflow.keras.save_model``.
+    ``model_dir`` is a model folder written by ``mlflow.keras.save_model``. The
+    code: this package, and the top-level package (or module) of every custom
+    layer the saved model holds, as :func:`~activation_compare.layers.custom.layer_source`
+    finds it in this process (the one that trained the model).
     """
     from mlflow.models import Model
     from mlflow.models.model import MLMODEL_FILE_NAME
 
     import activation_compare
+    from activation_compare.layers.custom import keras_file_modules, layer_source
 
     package = Path(activation_compare.__file__).resolve().parent
-    shutil.copytree(
-        package,
-        Path(model_dir, CODE_FOLDER, package.name),
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-    )
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
+    shutil.copytree(package, Path(model_dir, CODE_FOLDER, package.name), ignore=ignore)
+    keras_file = _keras_file(Path(model_dir))
+    custom = keras_file_modules(keras_file) if keras_file is not None else []
+    for source in {layer_source(module).root: layer_source(module) for module in custom}.values():
+        target = Path(model_dir, CODE_FOLDER, source.root.name)
+        if source.root.is_dir():
+            shutil.copytree(source.root, target, ignore=ignore)
+        else:
+            shutil.copy2(source.root, target)
     Path(model_dir, CLASS_NAMES_FILE).write_text(json.dumps([str(n) for n in class_names or []]))
     model = Model.load(str(Path(model_dir, MLMODEL_FILE_NAME)))
     model.flavors[_PYFUNC]["loader_module"] = __name__

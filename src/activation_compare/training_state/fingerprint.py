@@ -14,19 +14,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from activation_compare.datasets.types import array_digest
+
 # Training parameters that do not change what a model learns. ``epochs`` is
 # left out on purpose: a longer training continues a shorter one.
 NOT_FINGERPRINTED = frozenset({"epochs", "seeds", "verbose", "retrain", "jit_compile", "deterministic"})
-
-
-def array_digest(array: Any) -> str:
-    """A digest of an array's dtype, shape and bytes."""
-    import numpy as np
-
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{array.dtype.str}{array.shape}".encode())
-    digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
-    return digest.hexdigest()
+# A custom layer's code: ``model.code.<module>:<class>`` -> the digest of its package's files.
+CODE_PREFIX = "model.code."
 
 
 def data_digest(split: Any) -> str:
@@ -72,6 +66,16 @@ def model_digest(model: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def custom_code(model: Any) -> dict[str, str]:
+    """``model.code.<module>:<class>`` -> the digest of the package's files, per custom layer class of the model."""
+    from activation_compare.layers.custom import custom_layer_classes, layer_source
+
+    return {
+        f"{CODE_PREFIX}{cls.__module__}:{cls.__qualname__}": layer_source(cls.__module__).digest
+        for cls in custom_layer_classes(model)
+    }
+
+
 def training_fingerprint(
     model: Any, train_set: Any, validation_set: Any, params: Any, *, seed: int
 ) -> dict[str, Any]:
@@ -79,7 +83,10 @@ def training_fingerprint(
 
     The model's config covers the architecture, the activation's spec, the
     layers' dtype policy and the initialisers' seeds; the data digests cover the source, its path, the
-    subsample limits, the validation split and the training-set size.
+    subsample limits, the validation split and the training-set size. A custom
+    activation layer (``{type: custom}``) adds ``model.code.<module>:<class>``,
+    the digest of its package's files (:func:`custom_code`): the config names
+    the class, not what its code computes.
     """
     from activation_compare.models.precision import model_precision
 
@@ -89,6 +96,8 @@ def training_fingerprint(
         "model.precision": model_precision(model),
         "seed": int(seed),
     }
+    # Only for custom layers: the fingerprints of every other model stay as they were.
+    parts.update(custom_code(model))
     dumped = params.model_dump(mode="json") if hasattr(params, "model_dump") else dict(params)
     for key, value in sorted(dumped.items()):
         if key not in NOT_FINGERPRINTED:
@@ -114,6 +123,12 @@ def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
             continue
         if key == "model.config":
             changes.append("the model (architecture or activation parameters) changed")
+        elif key.startswith(CODE_PREFIX):
+            layer = key.removeprefix(CODE_PREFIX)
+            changes.append(
+                f"the code of the custom layer {layer} changed" if key in old and key in new
+                else f"the custom layer {layer} was {'added' if key in new else 'removed'}"
+            )
         elif key.endswith(".content") and old.get(key.replace(".content", ".size")) == new.get(
             key.replace(".content", ".size")
         ):
