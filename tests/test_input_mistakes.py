@@ -51,6 +51,31 @@ CASES = {
         ("--env", "smoke", "--params", "training.epochs=*undefined"),
         "found undefined alias",
     ),
+    # Kedro's own options: each ended in a 30-45 line traceback.
+    "max_workers=0": (
+        ("--env", "smoke", "--runner", "ParallelRunner", "--runner-params", "max_workers=0"),
+        "--runner-params max_workers = 0: expected a whole number of at least 1",
+    ),
+    "an unknown runner": (
+        ("--env", "smoke", "--runner", "NoSuchRunner"),
+        "--runner NoSuchRunner: no such runner; expected SequentialRunner",
+    ),
+    "an option the runner does not take": (
+        ("--env", "smoke", *DASK, "--runner-params", "threads_per_worker=2"),
+        "--runner-params threads_per_worker: not an option of DaskRunner; expected address, n_workers",
+    ),
+    "an unknown pipeline": (
+        ("--env", "smoke", "--pipeline", "doesnotexist"),
+        "--pipeline doesnotexist: no such pipeline; expected one of: compare, data_ingestion",
+    ),
+    "an unknown node": (
+        ("--env", "smoke", "--from-nodes", "relu.train_model_relu_seed1_node"),
+        "(did you mean relu.train_model_relu_seed0_node?)",
+    ),
+    "a tag no node has": (
+        ("--env", "smoke", "--tags", "nope"),
+        "No node of the pipeline matches the options given",
+    ),
 }
 
 

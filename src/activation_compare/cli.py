@@ -15,7 +15,10 @@ is a bug and keeps its traceback. ``--verbose`` (``-v``) or
 from __future__ import annotations
 
 import copy
+import difflib
+import inspect
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,8 @@ import yaml
 from kedro.config import MissingConfigException
 from kedro.framework.cli.project import run as kedro_run
 from kedro.framework.project import configure_logging
-from kedro.utils import find_kedro_project
+from kedro.runner import AbstractRunner
+from kedro.utils import find_kedro_project, load_obj
 
 from activation_compare.errors import UserError, find_user_error
 
@@ -71,6 +75,97 @@ def _missing_environment(error: BaseException, kwargs: dict[str, Any]) -> UserEr
         f"--env {env}: there is no configuration folder {conf / str(env)}; expected one of "
         f"the environments in {conf}/: {', '.join(known) or '(none)'}, or none for the default"
     )
+
+
+class RunOptionError(UserError):
+    """``--runner``, ``--runner-params``, ``--pipeline`` or a node filter that names nothing there is."""
+
+
+_RUNNERS = (
+    "SequentialRunner, ThreadRunner, ParallelRunner (Kedro's), or a class path such as "
+    "activation_compare.runner.DaskRunner"
+)
+
+
+def check_runner(runner: str | None, runner_params: dict[str, Any] | None) -> None:
+    """Refuse, before anything starts, a ``--runner`` or ``--runner-params`` Kedro fails on with a traceback.
+
+    The runner's own checks of its values (the DaskRunner's ``n_workers``,
+    ``address``) stay with the runner; here: a runner that does not exist, an
+    option it does not take, and ``max_workers`` below 1 (Kedro's runners).
+    """
+    name = runner or "SequentialRunner"
+    try:
+        runner_class = load_obj(name, "kedro.runner")
+    except Exception:  # noqa: BLE001 - any failure to import it means: no such runner
+        runner_class = None
+    if not (isinstance(runner_class, type) and issubclass(runner_class, AbstractRunner)):
+        raise RunOptionError(f"--runner {name}: no such runner; expected {_RUNNERS}")
+    params = dict(runner_params or {})
+    accepted = inspect.signature(runner_class).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        unknown = sorted(set(params) - set(accepted))
+        if unknown:
+            raise RunOptionError(
+                f"--runner-params {', '.join(unknown)}: not an option of {runner_class.__name__}; "
+                f"expected {', '.join(accepted) or 'none'}"
+            )
+    workers = params.get("max_workers")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise RunOptionError(
+            f"--runner-params max_workers = {workers!r}: expected a whole number of at least 1 "
+            f"(the {runner_class.__name__}'s workers), e.g. --runner-params max_workers=2"
+        )
+
+
+# Kedro's errors for a --pipeline or node filter that selects nothing (kedro/framework/session/
+# session.py, kedro/pipeline/pipeline.py), raised before any hook or node runs.
+_NO_SUCH_PIPELINE = "Failed to find the pipeline named "
+_FILTER_ERRORS = (
+    "Pipeline does not contain nodes named",
+    "Pipeline does not contain nodes with the following namespaces",
+    "Pipeline does not contain datasets named",
+)
+
+
+def _registered_pipelines() -> Any:
+    from kedro.framework.project import pipelines
+
+    return pipelines
+
+
+def _selection_error(error: BaseException, kwargs: dict[str, Any]) -> UserError | None:
+    """Kedro's traceback for an unknown pipeline, node, namespace or dataset, as one message."""
+    if not isinstance(error, ValueError):
+        return None
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    name = (kwargs.get("pipelines") or ["__default__"])[0]
+    describe = "kedro registry describe" + ("" if name == "__default__" else f" {name}")
+    try:
+        registered = _registered_pipelines()
+        known = sorted(key for key in registered if key != "__default__")
+        nodes = [node.name for node in registered[name].nodes] if name in registered else []
+    except Exception:  # noqa: BLE001 - the registry itself failed: no list, no suggestions
+        known, nodes = [], []
+    if first.startswith(_NO_SUCH_PIPELINE):
+        missing = first[len(_NO_SUCH_PIPELINE):].split(". ")[0].strip("'")
+        return RunOptionError(
+            f"--pipeline {missing}: no such pipeline; expected one of: "
+            f"{', '.join(known) or '(see kedro registry list)'}"
+        )
+    if first.startswith("Pipeline contains no nodes after applying"):
+        return RunOptionError(
+            "No node of the pipeline matches the options given (--tags, --namespaces, --nodes, "
+            f"--from-nodes, --to-nodes, --from-inputs, --to-outputs); {describe} lists its nodes"
+        )
+    if first.startswith(_FILTER_ERRORS):
+        if first.startswith("Pipeline does not contain datasets named"):
+            return RunOptionError(f"{first.rstrip('.')} (--from-inputs, --to-outputs)")
+        asked = re.findall(r"'([^']*)'", first)
+        close = [m for a in asked for m in difflib.get_close_matches(a, nodes, n=1, cutoff=0.6)]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        return RunOptionError(f"{first.rstrip('.')}{hint}; {describe} lists its nodes")
+    return None
 
 
 def _plain_values(option: click.Parameter) -> click.Parameter:
@@ -134,9 +229,14 @@ def _run(verbose: bool, **kwargs: Any) -> Any:
     if kwargs.get("pipeline") and not kwargs.get("pipelines"):
         kwargs["pipelines"], kwargs["pipeline"] = [kwargs["pipeline"]], None
     try:
+        check_runner(kwargs.get("runner"), kwargs.get("runner_params"))
         return kedro_run.callback(**kwargs)  # type: ignore[misc]
     except Exception as error:
-        user_error = find_user_error(error) or _missing_environment(error, kwargs)
+        user_error = (
+            find_user_error(error)
+            or _missing_environment(error, kwargs)
+            or _selection_error(error, kwargs)
+        )
         if user_error is None or wants_traceback(verbose):
             raise
         click.echo(user_error_block(user_error), err=True)
