@@ -122,6 +122,11 @@ class Report:
         times = [t for t in self.curves.epoch_time_s if math.isfinite(t)]
         return float(statistics.median(times)) if times else float("nan")
 
+    @property
+    def training_time_s(self) -> float:
+        """The sum of the epochs' times: what training this model took (resumed epochs included)."""
+        return float(math.fsum(t for t in self.curves.epoch_time_s if math.isfinite(t)))
+
     def metrics(self) -> dict[str, float]:
         """The final metrics, by name (MLflow's metric keys, the comparison table's columns)."""
         return {

@@ -9,6 +9,7 @@ the nodes stay pure functions of their inputs.
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import subprocess
@@ -65,6 +66,14 @@ def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
     return {"model": model, "avx512_bf16": avx, "amx_bf16": amx, "bfloat16": avx or amx}
 
 
+def load_average() -> list[float] | None:
+    """The 1-, 5- and 15-minute load averages (runnable processes); None where the system has none."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
 class RunProvenanceDataset(AbstractDataset[None, dict[str, Any]]):
     """Read-only: the environment, outputs folder, git commit, date and CPU of the run that loads it.
 
@@ -106,4 +115,5 @@ class RunProvenanceDataset(AbstractDataset[None, dict[str, Any]]):
                 "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                 "cpu": cpu_description(),
             }
-        return dict(self._loaded)
+        # The machine's load as this is read (1, 5, 15 minutes): what else ran beside the run.
+        return {**self._loaded, "load_average": load_average()}

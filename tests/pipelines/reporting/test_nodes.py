@@ -204,7 +204,7 @@ def test_synthetic_data_are_said_plainly_on_figures_and_in_the_comparison():
 def test_provenance_names_data_environment_epochs_seeds_date_and_commit():
     reports = [_report(a, 0, 0.6, data=REAL_DATA) for a in ("relu", "rrelu")]
     run = {**RUN, "cpu": {"model": "Intel(R) Xeon(R) Platinum 8481C", "avx512_bf16": True, "amx_bf16": True,
-                          "bfloat16": True}}
+                          "bfloat16": True}, "load_average": [2.5, 2.25, 2.0]}
     _, markdown, figure, summary = compare_activations(CompareParams(), run, REAL, TRAINING, *reports)
     assert summary["provenance"] == {
         "data_source": "image_folder", "data_path": "../shared/data/cifar10-jpeg.tar.gz",
@@ -215,7 +215,10 @@ def test_provenance_names_data_environment_epochs_seeds_date_and_commit():
         "cpu": run["cpu"], "batch_size": 100, "learning_rate": 0.001, "optimizer": "adam",
         "protocol": "original", "precision": "float32", "dtype_policy": "float32",
         "architecture": "seed_cnn", "parameter_count": 42442,
+        # Two models of 3 epochs of 1.0, 1.5 and 2.0 s.
+        "training_time_s": 9.0, "load_average": [2.5, 2.25, 2.0],
     }
+    assert "- training time: 0.1 min, all models; load average 2.50 / 2.25 / 2.00 (1/5/15 min)" in markdown
     assert "- precision: float32 requested, dtype policy float32" in markdown
     assert "- CPU: Intel(R) Xeon(R) Platinum 8481C, native bfloat16 (AVX512_BF16/AMX)" in markdown
     assert "SYNTHETIC" not in markdown and "SYNTHETIC" not in _texts(figure)

@@ -92,6 +92,8 @@ def run_settings(reports: Sequence[Report], rigorous: bool) -> dict[str, Any]:
         "dtype_policy": first.dtype_policy,
         "architecture": first.architecture,
         "parameter_count": reports[0].parameter_count,
+        # What the verdict cost: every model's training time, summed (the run's wall time is longer).
+        "training_time_s": sum(r.training_time_s for r in reports),
     }
 
 

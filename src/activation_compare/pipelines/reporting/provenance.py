@@ -46,6 +46,7 @@ def describe_run(run: dict[str, Any], data: DataParams, training: TrainingParams
         # The data's archive or folder name (the path may be a local one).
         "data_name": PurePath(data.path).name if data.path else data.source,
         "cpu": run.get("cpu"),
+        "load_average": run.get("load_average"),
     }
 
 
@@ -116,6 +117,12 @@ def _settings_lines(provenance: dict[str, Any]) -> list[str]:
     if cpu:
         native = "native bfloat16 (AVX512_BF16/AMX)" if cpu.get("bfloat16") else "no native bfloat16"
         lines.append(f"- CPU: {cpu.get('model') or 'unknown'}, {native}")
+    if "training_time_s" in provenance:
+        load = provenance.get("load_average")
+        lines.append(
+            f"- training time: {provenance['training_time_s'] / 60:.1f} min, all models"
+            + (f"; load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1/5/15 min) at the comparison" if load else "")
+        )
     return lines
 
 

@@ -43,6 +43,7 @@ PER_MODEL_COLUMNS = [
     "train_test_gap",
     "mean_epoch_time_s",
     "median_epoch_time_s",
+    "training_time_s",
     "parameter_count",
 ]
 # The metrics averaged over seeds per activation.
@@ -54,6 +55,7 @@ AVERAGED = (
     "train_test_gap",
     "mean_epoch_time_s",
     "median_epoch_time_s",
+    "training_time_s",
 )
 METHOD = "paired Student-t over seeds"
 ADJUSTMENT = "Holm-adjusted p-values, Bonferroni-adjusted confidence intervals (level 1 − α/m)"
@@ -73,6 +75,7 @@ def per_model_row(report: Report, learning_rate: bool = False) -> dict[str, Any]
         "train_test_gap": report.train_test_gap,
         "mean_epoch_time_s": report.mean_epoch_time_s,
         "median_epoch_time_s": report.median_epoch_time_s,
+        "training_time_s": report.training_time_s,
         "parameter_count": report.parameter_count,
     }
     return row
