@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,9 @@ from typing import Any
 from kedro.io import AbstractDataset, DataCatalog
 from kedro.pipeline.node import Node
 from kedro.runner.task import Task
+
+# The one answer to "which worker runs this": a run's tags name it the same way.
+from activation_compare.tracking.runs import worker_identity
 
 logger = logging.getLogger(__name__)
 
@@ -46,16 +48,6 @@ class UnitResult:
     name: str
     outputs: dict[str, Any]
     worker: str
-
-
-def worker_identity() -> str:
-    """The Dask worker's address inside a worker, else ``host:pid``."""
-    try:
-        from distributed import get_worker
-
-        return get_worker().address
-    except (ImportError, ValueError):  # ValueError: not running in a Dask worker
-        return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def worker_threads() -> int:

@@ -9,7 +9,7 @@ the epoch, so a tracker never has an epoch the checkpoint lacks.
 from __future__ import annotations
 
 import math
-import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import keras
@@ -20,38 +20,45 @@ if TYPE_CHECKING:
     from .checkpoints import TrainingSession
 
 
+def non_finite_loss(logs: Mapping[str, Any] | None) -> float | None:
+    """An epoch's loss when it is NaN or infinite, else None: the one test of a diverged epoch.
+
+    Such an epoch stops the training (``EpochTimer``), is never committed
+    (:class:`EpochCheckpoint`), and the training node raises ``NonFiniteLossError``.
+    """
+    loss = (logs or {}).get("loss")
+    if loss is None:
+        return None
+    value = float(loss)
+    return None if math.isfinite(value) else value
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
     """Commit every finished epoch to the session's checkpoint folder.
 
-    Put it after the callback that adds ``epoch_time_s`` to the logs and before
-    the one that publishes the epoch. A non-finite loss is never committed (the
-    run stops; the last good epoch stays the checkpoint).
+    Put it after the callback that adds ``epoch_time_s`` to the logs (the
+    training node's ``EpochTimer``: epochs are timed there only) and before the
+    one that publishes the epoch. An epoch with a non-finite loss
+    (:func:`non_finite_loss`) is never committed: the last good epoch stays the checkpoint.
     """
 
     def __init__(self, session: TrainingSession) -> None:
         super().__init__()
         self.session = session
-        self._started = 0.0
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         # What BackupAndRestore does: fit() reads it after on_train_begin.
         self.model._initial_epoch = self.session.initial_epoch or None
 
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._started = time.perf_counter()
-
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if non_finite_loss(logs) is not None:
+            return
         row: dict[str, float] = {}
         for key, value in (logs or {}).items():
             try:
                 row[key] = float(value)
             except (TypeError, ValueError):
                 continue
-        row.setdefault("epoch_time_s", time.perf_counter() - self._started)
-        loss = row.get("loss")
-        if loss is not None and not math.isfinite(loss):
-            self.model.stop_training = True
-            return
         # Keras counts epochs from 0; every record counts them from FIRST_EPOCH.
         self.session.commit_epoch(self.model, epoch + FIRST_EPOCH, row)
 

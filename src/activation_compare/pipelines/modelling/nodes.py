@@ -172,12 +172,11 @@ def train_model(
         history.insert(0, "epoch", session.initial_epoch + FIRST_EPOCH + np.arange(len(history)))
         history["epoch_time_s"] = timer.seconds[: len(history)]
         losses = history["loss"].to_numpy(dtype=float)
-        if not np.all(np.isfinite(losses)):
-            bad = int(np.flatnonzero(~np.isfinite(losses))[0])
+        if timer.diverged is not None:  # the timer stopped fit at that epoch (Keras counts from 0)
+            epoch, loss = timer.diverged
             raise NonFiniteLossError(
-                f"The training loss of {model.name} became {losses[bad]} at epoch "
-                f"{int(history['epoch'].iloc[bad])}; training stopped. "
-                "Try a smaller training.optimizer.learning_rate."
+                f"The training loss of {model.name} became {loss} at epoch {epoch + FIRST_EPOCH}; "
+                "training stopped. Try a smaller training.optimizer.learning_rate."
             )
         check_divergence(model.name, losses.tolist(), params.optimizer.learning_rate)
         # The complete history, resumed epochs included.

@@ -7,7 +7,7 @@ model's nodes are ``key.local_node(step)`` and its datasets
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from kedro.pipeline import Node, Pipeline
 
@@ -78,23 +78,30 @@ def evaluation_nodes(key: ModelKey, protocol: Protocol = Protocol.ORIGINAL) -> l
     ]
 
 
+def train_node(
+    key: ModelKey, func: Callable, *inputs: str, outputs: Sequence[Role] = (Role.MODEL, Role.HISTORY),
+    tags: Sequence[str] = (),
+) -> Node:
+    """The model's training node (every protocol's): ``func`` bound to ``key``, tagged ``training``.
+
+    Its inputs: the untrained model, the training and validation sets,
+    ``params:training``, then ``inputs`` (the model's checkpoints among them:
+    a :class:`~activation_compare.training_state.Checkpoints` handle, for resume and reuse).
+    """
+    data = key.local_dataset
+    return Node(
+        func=_bound(func, key=key),
+        inputs=[data(Role.UNTRAINED_MODEL), TRAIN_SET, VALIDATION_SET, "params:training", *inputs],
+        # One output by name: Kedro hands it the function's value as it is, not unpacked.
+        outputs=data(outputs[0]) if len(outputs) == 1 else [data(role) for role in outputs],
+        name=key.local_node(Step.TRAIN),
+        tags=[TRAINING_TAG, *tags, *key.node_tags()],
+    )
+
+
 def _model_nodes(key: ModelKey) -> list[Node]:
     """Build → train → evaluate → figures for one model, with names local to its namespace."""
-    data = key.local_dataset
-    train = Node(
-        func=_bound(train_model, key=key),
-        inputs=[
-            data(Role.UNTRAINED_MODEL),
-            TRAIN_SET,
-            VALIDATION_SET,
-            "params:training",
-            # The model's checkpoints (resume, reuse): a training_state.Checkpoints handle.
-            data(Role.CHECKPOINTS),
-        ],
-        outputs=[data(Role.MODEL), data(Role.HISTORY)],
-        name=key.local_node(Step.TRAIN),
-        tags=[TRAINING_TAG, *key.node_tags()],
-    )
+    train = train_node(key, train_model, key.local_dataset(Role.CHECKPOINTS))
     return [build_node(key), train, *evaluation_nodes(key)]
 
 

@@ -17,8 +17,6 @@ from activation_compare.identity import (
     LEARNING_RATE,
     LEARNING_RATE_SELECTION,
     SELECT_NODE,
-    TRAIN_SET,
-    VALIDATION_SET,
     ComparePlan,
     ModelKey,
     Role,
@@ -27,7 +25,7 @@ from activation_compare.identity import (
 from activation_compare.params import Protocol
 from activation_compare.pipelines.binding import bound as _bound
 
-from .pipeline import TRAINING_TAG, build_node, evaluation_nodes, in_namespace
+from .pipeline import build_node, evaluation_nodes, in_namespace, train_node
 from .tuning import score_trial, select_learning_rate, train_final, train_trial
 
 # The tag of the trial nodes (``kedro run --tags tuning``).
@@ -39,19 +37,8 @@ def _trial_nodes(key: ModelKey) -> list[Node]:
     data, tags = key.local_dataset, [TUNING_TAG, *key.node_tags()]
     return [
         build_node(key),
-        Node(
-            func=_bound(train_trial, key=key),
-            inputs=[
-                data(Role.UNTRAINED_MODEL),
-                TRAIN_SET,
-                VALIDATION_SET,
-                "params:training",
-                "params:tuning",
-                data(Role.CHECKPOINTS),
-            ],
-            outputs=data(Role.HISTORY),
-            name=key.local_node(Step.TRAIN),
-            tags=[TRAINING_TAG, *tags],
+        train_node(
+            key, train_trial, "params:tuning", data(Role.CHECKPOINTS), outputs=[Role.HISTORY], tags=[TUNING_TAG]
         ),
         Node(
             func=_bound(score_trial, key=key),
@@ -65,23 +52,9 @@ def _trial_nodes(key: ModelKey) -> list[Node]:
 
 def _final_nodes(key: ModelKey) -> list[Node]:
     """Build → train with the chosen rate → evaluate on the test set → figures."""
-    data, tags = key.local_dataset, key.node_tags()
     return [
         build_node(key),
-        Node(
-            func=_bound(train_final, key=key),
-            inputs=[
-                data(Role.UNTRAINED_MODEL),
-                TRAIN_SET,
-                VALIDATION_SET,
-                "params:training",
-                data(Role.CHECKPOINTS),
-                LEARNING_RATE,
-            ],
-            outputs=[data(Role.MODEL), data(Role.HISTORY)],
-            name=key.local_node(Step.TRAIN),
-            tags=[TRAINING_TAG, *tags],
-        ),
+        train_node(key, train_final, key.local_dataset(Role.CHECKPOINTS), LEARNING_RATE),
         *evaluation_nodes(key, Protocol.RIGOROUS),
     ]
 
