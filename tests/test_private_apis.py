@@ -94,3 +94,67 @@ def test_kedro_hook_manager_calls_the_hooks_it_was_given():
     )
     assert calls == ["c"]
     assert not kedro_hook_manager().get_plugins()
+
+
+def test_kedro_pipelines_module_is_the_module_the_project_configured():
+    from kedro.framework.project import _ProjectPipelines
+
+    from activation_compare.private_apis import kedro_pipelines_module
+
+    pipelines = _ProjectPipelines()
+    pipelines.configure("activation_compare.pipeline_registry")
+    assert kedro_pipelines_module(pipelines) == "activation_compare.pipeline_registry"
+
+
+def test_kedro_node_fields_make_the_same_node_again():
+    from kedro.pipeline import Node
+
+    from activation_compare.private_apis import kedro_node_fields
+
+    def add(a, b):
+        return a + b
+
+    node = Node(add, ["a", "params:b"], "c", name="add_node", tags=["x", "y"], namespace="ns", confirms="a")
+    fields = kedro_node_fields(node)
+    again = Node(func=add, **fields)
+    assert again == node and again.tags == node.tags and again.namespace == "ns"
+    assert (again.inputs, again.outputs, again.confirms) == (node.inputs, node.outputs, node.confirms)
+    import inspect
+
+    # Every field Node(...) takes but its function is carried (a new one would be lost).
+    assert set(inspect.signature(Node).parameters) - {"func"} == set(fields)
+
+
+def test_kedro_versioned_dataset_paths_versions_and_protocol(tmp_path):
+    from kedro.io import Version
+    from kedro_datasets.text import TextDataset
+
+    from activation_compare.private_apis import (
+        kedro_dataset_protocol,
+        kedro_dataset_version,
+        kedro_version_exists,
+        kedro_versioned_path,
+    )
+
+    dataset = TextDataset(filepath=str(tmp_path / "out.txt"), version=Version(None, "run-1"))
+    assert kedro_dataset_version(dataset) == Version(None, "run-1")
+    assert kedro_dataset_protocol(dataset) == "file"
+    assert str(kedro_versioned_path(dataset, "run-1")) == f"{tmp_path.as_posix()}/out.txt/run-1/out.txt"
+    assert not kedro_version_exists(dataset, "run-1")
+    dataset.save("x")
+    assert kedro_version_exists(dataset, "run-1")
+    assert kedro_dataset_version(TextDataset(filepath=str(tmp_path / "plain.txt"))) is None
+
+
+def test_kedro_versioned_dataset_members_the_projects_datasets_build_on(tmp_path):
+    """AbstractVersionedDataset's _get_load_path/_get_save_path/_filepath: what datasets/ override and read."""
+    from pathlib import PurePosixPath
+
+    from kedro.io import Version
+    from kedro_datasets.text import TextDataset
+
+    dataset = TextDataset(filepath=str(tmp_path / "out.txt"), version=Version(None, "run-1"))
+    assert dataset._filepath == PurePosixPath(tmp_path / "out.txt")
+    assert str(dataset._get_save_path()).endswith("out.txt/run-1/out.txt")
+    dataset.save("x")
+    assert str(dataset._get_load_path()).endswith("out.txt/run-1/out.txt")

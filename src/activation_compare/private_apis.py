@@ -15,6 +15,15 @@ server hands requests over unparsed (``tracking/serving.py``).
 
 Kedro's hook manager: a Dask worker builds one with the project's hooks only
 (``runner/worker.py``).
+
+Kedro's project pipelines: a second session in one process re-reads the
+registry (``hooks/project.py``). Kedro's ``Node`` fields: a node with bound
+arguments pickles itself from them (``pipelines/binding.py``). Kedro's
+versioned datasets: where a version lives and whether it is there, their
+version and protocol (``datasets/atomic.py``, ``runner/worker.py``); the
+project's own datasets subclass ``AbstractVersionedDataset`` and override its
+``_get_save_path`` / read ``_get_load_path`` and ``_filepath`` (Kedro's way to
+write a versioned dataset), tested here too.
 """
 
 from __future__ import annotations
@@ -77,3 +86,40 @@ def kedro_hook_manager(hooks: Any = ()) -> Any:
     manager = _create_hook_manager()
     _register_hooks(manager, hooks)
     return manager
+
+
+def kedro_pipelines_module(project_pipelines: Any) -> str | None:
+    """The module Kedro's ``kedro.framework.project.pipelines`` was configured with (the registry)."""
+    return project_pipelines._pipelines_module
+
+
+# The fields of a Kedro ``Node`` that ``Node(...)`` takes as arguments, by the attribute that holds each.
+_NODE_FIELDS = {
+    "inputs": "_inputs", "outputs": "_outputs", "name": "_name", "namespace": "_namespace",
+    "tags": "_tags", "confirms": "_confirms", "preview_fn": "_preview_fn",
+}
+
+
+def kedro_node_fields(node: Any) -> dict[str, Any]:
+    """The arguments that make ``node`` again with ``Node(func=..., **fields)`` (all but its function)."""
+    return {argument: getattr(node, attribute) for argument, attribute in _NODE_FIELDS.items()}
+
+
+def kedro_dataset_version(dataset: Any) -> Any:
+    """A versioned dataset's ``Version`` (load, save); None for a dataset without versions."""
+    return getattr(dataset, "_version", None)
+
+
+def kedro_dataset_protocol(dataset: Any) -> str:
+    """The fsspec protocol of a file dataset (``file`` for a local path or one that has none)."""
+    return getattr(dataset, "_protocol", "file")
+
+
+def kedro_versioned_path(dataset: Any, version: str) -> Any:
+    """Where ``version`` of a versioned dataset lives: ``<filepath>/<version>/<file name>``."""
+    return dataset._get_versioned_path(version)
+
+
+def kedro_version_exists(dataset: Any, version: str) -> bool:
+    """Whether a versioned dataset holds ``version`` (on its own filesystem)."""
+    return bool(dataset._exists_function(str(kedro_versioned_path(dataset, version))))

@@ -29,13 +29,13 @@ EPOCHS = 8
 _LOGGER_SCRIPT = textwrap.dedent(
     """
     import sys, time
-    from kedro.framework.hooks.manager import _create_hook_manager
     from kedro.io import DataCatalog, MemoryDataset
     from kedro.pipeline import Node, Pipeline
     from kedro.runner import SequentialRunner
     from activation_compare import training_events
     from activation_compare.identity import ComparePlan, Step
     from activation_compare.hooks import MlflowTrackingHook
+    from activation_compare.private_apis import kedro_hook_manager
 
     session, start_at, models, epochs = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     # The default parameters' plan (relu, rrelu; seed 0), named by the contract.
@@ -57,8 +57,7 @@ _LOGGER_SCRIPT = textwrap.dedent(
                  tags=["training"]),
         )
     ])
-    manager = _create_hook_manager()
-    manager.register(MlflowTrackingHook())
+    manager = kedro_hook_manager((MlflowTrackingHook(),))
     catalog = DataCatalog({"data": MemoryDataset(1), "parameters": MemoryDataset({})})
     run_params = {"run_id": session, "project_path": ".", "env": "test", "pipeline_names": ["fake"]}
     while time.time() < start_at:  # all processes open the (new) store at the same moment

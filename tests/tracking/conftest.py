@@ -235,13 +235,13 @@ def fake_pipeline(plan, fail: str | None = None, **train_options):
 
 def run_fake(pipeline, hook, runner, project: Path, session_id: str, parameters: dict[str, Any]) -> None:
     """Kedro's order of hook calls around ``runner.run``, as a session makes them."""
-    from kedro.framework.hooks.manager import _create_hook_manager
     from kedro.io import DataCatalog, MemoryDataset
     from kedro.io.data_catalog import SharedMemoryDataCatalog
     from kedro.runner import ParallelRunner
 
-    manager = _create_hook_manager()
-    manager.register(hook)
+    from activation_compare.private_apis import kedro_hook_manager
+
+    manager = kedro_hook_manager((hook,))
     # ParallelRunner's workers share outputs through a manager (as `kedro run` sets up).
     kind = SharedMemoryDataCatalog if isinstance(runner, ParallelRunner) else DataCatalog
     catalog = kind({"data": MemoryDataset(1), "parameters": MemoryDataset(parameters)})

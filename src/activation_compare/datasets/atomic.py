@@ -31,6 +31,12 @@ from kedro_datasets.matplotlib import MatplotlibDataset
 from kedro_datasets.pandas import CSVDataset
 from kedro_datasets.text import TextDataset
 
+from activation_compare.private_apis import (
+    kedro_dataset_protocol,
+    kedro_dataset_version,
+    kedro_version_exists,
+    kedro_versioned_path,
+)
 from activation_compare.storage import temporary_sibling, translated_storage_errors
 
 from .keras_model import KerasModelDataset
@@ -43,11 +49,10 @@ class _AtomicSave:
     _atomic_temporary: PurePosixPath | None = None
 
     def resolve_load_version(self) -> str | None:
-        version = getattr(self, "_version", None)
+        version = kedro_dataset_version(self)
         if version is not None and version.load is None and version.save is not None:
-            own = self._get_versioned_path(version.save)  # type: ignore[attr-defined]
             # While saving (Kedro's save wrapper asks before the rename) or after.
-            if self._atomic_temporary is not None or self._exists_function(str(own)):  # type: ignore[attr-defined]
+            if self._atomic_temporary is not None or kedro_version_exists(self, version.save):
                 return version.save  # type: ignore[no-any-return]
         return super().resolve_load_version()  # type: ignore[misc]
 
@@ -56,14 +61,14 @@ class _AtomicSave:
 
     def run_path(self) -> Path | None:
         """The file this run saved (``<filepath>/<run id>/<name>``); None if it saved none."""
-        version = getattr(self, "_version", None)
-        if version is None or version.save is None or getattr(self, "_protocol", "file") != "file":
+        version = kedro_dataset_version(self)
+        if version is None or version.save is None or kedro_dataset_protocol(self) != "file":
             return None
-        own = Path(str(self._get_versioned_path(version.save)))  # type: ignore[attr-defined]
+        own = Path(str(kedro_versioned_path(self, version.save)))
         return own if own.exists() else None
 
     def save(self, data: Any) -> None:
-        if getattr(self, "_protocol", "file") != "file":
+        if kedro_dataset_protocol(self) != "file":
             return super().save(data)  # type: ignore[misc]
         final = super()._get_save_path()  # type: ignore[misc]
         # Same folder, so the rename never crosses filesystems; a leading dot

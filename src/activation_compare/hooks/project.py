@@ -29,6 +29,7 @@ from activation_compare.params import (
     check_subsample,
     validate_parameters,
 )
+from activation_compare.private_apis import kedro_pipelines_module
 from activation_compare.storage import check_writable
 from activation_compare.training_state.dataset import CheckpointsDataset
 
@@ -300,7 +301,7 @@ class ProjectHooks:
         self._parameters = validate_parameters(context.config_loader["parameters"])
         # Kedro caches the registered pipelines per process; a second session in
         # the same process (tests, notebooks) may have other activations or seeds.
-        project_pipelines.configure(project_pipelines._pipelines_module)
+        project_pipelines.configure(kedro_pipelines_module(project_pipelines))
 
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:

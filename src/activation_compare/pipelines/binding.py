@@ -9,6 +9,8 @@ from typing import Any
 
 from kedro.pipeline import Node, Pipeline
 
+from activation_compare.private_apis import kedro_node_fields
+
 
 def bound(func: Callable, **fixed: Any) -> Callable:
     """``func`` with keyword-only arguments fixed.
@@ -30,14 +32,6 @@ def bound(func: Callable, **fixed: Any) -> Callable:
     return bound
 
 
-def _node_fields(node: Node) -> dict[str, Any]:
-    return {
-        "inputs": node._inputs, "outputs": node._outputs, "name": node._name,
-        "namespace": node._namespace, "tags": node._tags, "confirms": node._confirms,
-        "preview_fn": node._preview_fn,
-    }
-
-
 def _bound_node(func: Callable, fixed: dict[str, Any], fields: dict[str, Any]) -> Node:
     return BoundNode(func=bound(func, **fixed), **fields)
 
@@ -51,7 +45,7 @@ class BoundNode(Node):
     """
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return _bound_node, (self.func.__wrapped__, self.func.bound_arguments, _node_fields(self))
+        return _bound_node, (self.func.__wrapped__, self.func.bound_arguments, kedro_node_fields(self))
 
 
 def picklable(pipeline: Pipeline) -> Pipeline:
@@ -60,7 +54,7 @@ def picklable(pipeline: Pipeline) -> Pipeline:
     Call it on the final (namespaced) pipeline: namespacing copies nodes as plain ``Node`` objects.
     """
     return Pipeline([
-        _bound_node(node.func.__wrapped__, fixed, _node_fields(node))
+        _bound_node(node.func.__wrapped__, fixed, kedro_node_fields(node))
         if (fixed := getattr(node.func, "bound_arguments", None)) is not None else node
         for node in pipeline.nodes
     ])

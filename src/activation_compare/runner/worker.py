@@ -16,9 +16,12 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from kedro.framework import project
 from kedro.io import AbstractDataset, DataCatalog
 from kedro.pipeline.node import Node
 from kedro.runner.task import Task
+
+from activation_compare.private_apis import kedro_dataset_version, kedro_hook_manager, kedro_version_exists
 
 # The one answer to "which worker runs this": a run's tags name it the same way.
 from activation_compare.tracking.runs import worker_identity
@@ -130,12 +133,11 @@ def _writable_once(datasets: dict[str, AbstractDataset]) -> dict[str, AbstractDa
 
 def _written_in_this_run(dataset: AbstractDataset) -> bool:
     """True when a versioned dataset already holds the version this run saves."""
-    version = getattr(dataset, "_version", None)
+    version = kedro_dataset_version(dataset)
     if version is None or version.save is None:
         return False
     try:
-        path = dataset._get_versioned_path(version.save)  # type: ignore[attr-defined]
-        return bool(dataset._exists_function(str(path)))  # type: ignore[attr-defined]
+        return kedro_version_exists(dataset, version.save)
     except Exception:  # noqa: BLE001 - a dataset that cannot say is written normally
         return False
 
@@ -147,10 +149,6 @@ def _project_hooks(package_name: str | None) -> Any:
     driver, where Kedro calls their pipeline hooks; on a worker they would
     only warn that their run never started.
     """
-    from kedro.framework import project
-
-    from activation_compare.private_apis import kedro_hook_manager
-
     if package_name is None:
         return kedro_hook_manager()
     # A worker started with `dask worker` has never imported the project's
