@@ -21,7 +21,6 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 from activation_compare.errors import UserError
@@ -255,8 +254,3 @@ def mismatches(
                 problems.append(f"{first.model} and {report.model} differ: {'; '.join(wrong)}")
     return problems
 
-
-def read_report(path: str | Path) -> Report:
-    """A report file, as :class:`Report` (refused with :class:`OldReportError` when of an older format)."""
-    with open(path, encoding="utf-8") as stream:
-        return Report.from_json(json.load(stream), source=str(path))

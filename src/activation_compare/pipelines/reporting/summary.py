@@ -20,7 +20,7 @@ Format (``format``: :data:`SUMMARY_FORMAT`):
 
 from __future__ import annotations
 
-import statistics as stats
+from statistics import stdev
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -83,7 +83,7 @@ def per_model_row(report: Report, learning_rate: bool = False) -> dict[str, Any]
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float | None]:
     values = [float(v) for v in values]
-    return float(np.mean(values)), (float(stats.stdev(values)) if len(values) > 1 else None)
+    return float(np.mean(values)), (float(stdev(values)) if len(values) > 1 else None)
 
 
 def per_activation(rows: Sequence[Mapping[str, Any]], activations: Sequence[str]) -> dict[str, dict[str, Any]]:
