@@ -24,6 +24,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+
+import psutil
 
 from activation_compare.errors import UserError
 
@@ -131,8 +134,6 @@ def workers_of(client: Any) -> list[WorkerInfo]:
 
 def local_hosts() -> set[str]:
     """Names and addresses of the driver's own host."""
-    import psutil
-
     hosts = {"localhost", socket.gethostname(), socket.getfqdn()}
     for addresses in psutil.net_if_addrs().values():
         hosts.update(a.address.split("%")[0] for a in addresses)
@@ -141,8 +142,6 @@ def local_hosts() -> set[str]:
 
 def is_local_tracking_uri(uri: str) -> bool:
     """True for an MLflow store only one host can use: a SQLite file, a file store, a path."""
-    from urllib.parse import urlparse
-
     if uri.split(":", 1)[0] in ("databricks", "databricks-uc"):  # MLflow's names for a remote service
         return False
     return urlparse(uri).scheme.lower() in ("", "file", "sqlite")

@@ -30,6 +30,8 @@ from kedro.runner import AbstractRunner
 
 from activation_compare.errors import UserError
 from activation_compare.identity import ComparePlan
+from activation_compare.params import validate_parameters
+from activation_compare.tracking import CATALOG_ENTRY
 
 from .cluster import check_cluster, connect
 from .units import Unit, producers, split_into_units
@@ -113,6 +115,7 @@ class DaskRunner(AbstractRunner):
         hook_manager: Any = None,
         run_id: str | None = None,
     ) -> None:
+        # Read now: configure_project sets it after this module is imported.
         from kedro.framework.project import PACKAGE_NAME
 
         units = split_into_units(pipeline, _plan(catalog))
@@ -168,8 +171,6 @@ def _run_wide_entries(catalog: Any, node_datasets: set[str]) -> dict[str, Any]:
 
 def _tracking_uri(catalog: Any) -> str | None:
     """The MLflow store this run's hooks log to; None when the run is not tracked."""
-    from activation_compare.tracking import CATALOG_ENTRY
-
     if CATALOG_ENTRY not in catalog.keys():
         return None
     return catalog.load(CATALOG_ENTRY).settings.tracking_uri
@@ -177,8 +178,6 @@ def _tracking_uri(catalog: Any) -> str | None:
 
 def _plan(catalog: Any) -> ComparePlan:
     """The run's models, from the run's parameters (none when the catalog has no project parameters)."""
-    from activation_compare.params import validate_parameters
-
     if "parameters" not in catalog:
         return ComparePlan(())
     return ComparePlan.from_params(validate_parameters(catalog.load("parameters")))

@@ -10,6 +10,7 @@ another run.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -68,8 +69,6 @@ def prepare_worker(modules: list[str], dask_worker: Any = None) -> None:
 
     ``dask_worker`` is the worker itself (``Client.run`` passes it by that name).
     """
-    import importlib
-
     _share_cores_with_tensorflow(dask_worker.state.nthreads if dask_worker is not None else worker_threads())
     for module in modules:
         importlib.import_module(module)

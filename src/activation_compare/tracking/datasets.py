@@ -33,7 +33,7 @@ def source_of(data: DataParams) -> tuple[str, str, str]:
     if path:
         return kind, "local", json.dumps({"uri": str(path)})
     if kind == "cifar10":
-        from activation_compare.datasets.cifar10_binary import CIFAR10_URL
+        from activation_compare.datasets.cifar10_binary import CIFAR10_URL  # a second to import: CIFAR-10 only
 
         return kind, "http", json.dumps({"url": CIFAR10_URL})
     return kind, "code", json.dumps({"tags": {"generator": f"activation_compare.datasets.{kind}"}})

@@ -118,7 +118,7 @@ def precision_params(model: Any) -> dict[str, Any]:
     """The dtype policy a model computes in (what ``model.precision`` became on this machine)."""
     if model is None or not hasattr(model, "layers"):
         return {}
-    from activation_compare.models.precision import model_precision
+    from activation_compare.models.precision import model_precision  # imports TensorFlow: only with a model
 
     return {"model.dtype_policy": model_precision(model)}
 

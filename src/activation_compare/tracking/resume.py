@@ -23,10 +23,11 @@ already in the checkpoint), :func:`settle_training_run` picks the run:
 from __future__ import annotations
 
 import logging
-import os
 import socket
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+import psutil
 
 from activation_compare.identity import TAG_MODEL, ModelKey
 from activation_compare.params import ProjectParameters
@@ -68,21 +69,11 @@ def owner_alive(tags: Mapping[str, str]) -> bool:
     if not host or not pid or host != socket.gethostname():
         return True
     try:
-        import psutil
-
         process = psutil.Process(int(pid))
         started = tags.get(TAG_PID_STARTED)
         if started and abs(process.create_time() - float(started)) > 2:
             return False  # the pid was reused by another process
         return process.status() != psutil.STATUS_ZOMBIE
-    except ImportError:  # pragma: no cover - psutil is a dependency
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except (OSError, ValueError):
-            return True
-        return True
     except Exception as exc:  # noqa: BLE001
         return type(exc).__name__ != "NoSuchProcess"
 

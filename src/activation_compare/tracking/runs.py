@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from activation_compare.datasets.provenance import git_commit
 from activation_compare.identity import TAG_MODEL, ModelKey
 from activation_compare.params import ProjectParameters, Protocol
@@ -36,6 +38,8 @@ from activation_compare.tracking.params import (
 )
 from activation_compare.tracking.store import Store, store_lock
 
+# MLflow is imported inside the functions that call it: every tracking module
+# imports without it (the hooks load with every kedro command).
 logger = logging.getLogger(__name__)
 
 TAG_KEDRO_RUN_ID = "kedro.run_id"  # Kedro's session id
@@ -81,8 +85,6 @@ def process_tags() -> dict[str, str]:
     """Which process owns a run, so a later run can tell a dead owner from a live one."""
     tags = {TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid()), TAG_WORKER: worker_identity()}
     try:
-        import psutil
-
         tags[TAG_PID_STARTED] = f"{psutil.Process().create_time():.0f}"
     except Exception:  # noqa: BLE001 - the pid alone will do
         pass
@@ -128,7 +130,7 @@ def pipeline_name(run_params: Mapping[str, Any], pipeline: Any) -> str:
     names = list(run_params.get("pipeline_names") or []) or ["__default__"]
     if names == ["__default__"]:
         try:
-            from kedro.framework.project import pipelines
+            from kedro.framework.project import pipelines  # the project's, configured by now
 
             default = set(pipelines["__default__"].nodes)
             for name, candidate in pipelines.items():
