@@ -25,6 +25,7 @@ import pytest
 
 from activation_compare.hooks.project import ProjectHooks
 from activation_compare.params import (
+    ACTIVATION_SPECS,
     PRECISIONS,
     InvalidParametersError,
     ProjectParameters,
@@ -220,8 +221,8 @@ def test_every_constrained_parameter_has_a_row():
     top = {k: v for k, v in schema["properties"].items() if k != "activations"}
     _constrained(schema, {"properties": top}, "", found)
     # activations.<name>: each type's options, under the name the table uses.
-    for spec in ("LeakyReLUSpec", "PReLUSpec", "ELUSpec", "RReLUSpec", "ReLUSpec"):
-        definition = schema["$defs"][spec]
+    for spec in ACTIVATION_SPECS.values():  # every type of the registry
+        definition = schema["$defs"][spec.__name__]
         kind = definition["properties"]["type"]["const"]
         _constrained(schema, definition, f"activations.{kind}", found)
     # A row covers its parameter and the name its message gives (a list item's: x.0).
