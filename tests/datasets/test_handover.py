@@ -42,3 +42,24 @@ def test_with_a_manager_every_process_sees_what_one_saved():
         np.testing.assert_array_equal(catalog["train_set"].load()["images"], np.arange(3))
     finally:
         manager.shutdown()
+
+
+def test_a_model_with_rrelu_unpickles_in_a_process_that_never_imported_it():
+    """A ParallelRunner worker that built no model loads another worker's model holding RReLU."""
+    import subprocess
+    import sys
+
+    import keras
+
+    from activation_compare.datasets.handover import to_bytes
+    from activation_compare.layers import RReLU
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, RReLU(name="act")(keras.layers.Dense(3)(inputs)))
+    script = (
+        "import sys; from activation_compare.datasets.handover import unpickle; "
+        "print(type(unpickle(sys.stdin.buffer.read()).get_layer('act')).__name__)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], input=to_bytes(model), capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert done.stdout.decode().split()[-1] == "RReLU"

@@ -13,6 +13,7 @@ holding the data as pickled bytes.
 
 from __future__ import annotations
 
+import importlib
 import pickle
 from typing import Any
 
@@ -40,7 +41,7 @@ class HandOverDataset(SharedMemoryDataset):
 
     def load(self) -> Any:
         if self._shared():
-            return pickle.loads(super().load())
+            return unpickle(super().load())
         if not self._has_data:
             raise DatasetError("Nothing was saved to this in-memory dataset yet.")
         return self._data
@@ -49,7 +50,7 @@ class HandOverDataset(SharedMemoryDataset):
         if self._shared():
             # As bytes: the manager's process unpickles what it stores, and it has
             # not imported what the data needs (Keras models with RReLU layers).
-            super().save(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
+            super().save(to_bytes(data))
         else:
             self._data, self._has_data = data, True
 
@@ -62,3 +63,27 @@ class HandOverDataset(SharedMemoryDataset):
 
     def _describe(self) -> dict[str, Any]:
         return {"shared": self._shared()}
+
+
+def to_bytes(data: Any) -> bytes:
+    """``data`` pickled, with the modules of a Keras model's own layers (RReLU, a user's) named first.
+
+    Keras finds such a layer by the name its module registers when imported; a
+    worker process that has not imported it (a ParallelRunner worker that built
+    no model) could not unpickle the model.
+    """
+    layers = getattr(data, "layers", None)
+    modules = sorted({
+        type(layer).__module__ for layer in (layers if isinstance(layers, list) else [])
+        if not type(layer).__module__.startswith("keras")
+    })
+    payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+    return pickle.dumps((modules, payload), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpickle(blob: bytes) -> Any:
+    """What :func:`to_bytes` pickled, its layers' modules imported first."""
+    modules, payload = pickle.loads(blob)
+    for module in modules:
+        importlib.import_module(module)
+    return pickle.loads(payload)
