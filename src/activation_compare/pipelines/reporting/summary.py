@@ -103,23 +103,35 @@ def per_activation(rows: Sequence[Mapping[str, Any]], activations: Sequence[str]
 
 
 def epoch_curves(reports: Sequence[Report], activations: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Per activation, per epoch: mean and s.d. over seeds of train and validation accuracy.
+    """Per activation, per epoch: mean and s.d. over seeds of train and validation accuracy."""
+    return mean_curves({
+        name: [
+            {"epoch": r.curves.epoch, "accuracy": r.curves.accuracy, "val_accuracy": r.curves.val_accuracy}
+            for r in reports
+            if r.activation == name
+        ]
+        for name in activations
+    })
 
-    Curves of unequal length (a model trained longer) are cut to the shortest.
+
+def mean_curves(runs: Mapping[str, Sequence[Mapping[str, Sequence[float]]]]) -> dict[str, dict[str, Any]]:
+    """Per activation, the mean and s.d. over its runs of each epoch's train and validation accuracy.
+
+    ``runs``: per activation, each run's ``epoch``, ``accuracy`` and
+    ``val_accuracy`` lists (a report's curves, or MLflow's per-epoch metrics).
+    Curves of unequal length (a model trained longer, an unfinished run) are
+    cut to the shortest. Activations without runs are left out.
     """
     result = {}
-    for name in activations:
-        mine = [r for r in reports if r.activation == name]
+    for name, mine in runs.items():
         if not mine:
             continue
-        length = min(len(r.curves.epoch) for r in mine)
-        entry: dict[str, Any] = {"seeds": len(mine), "epoch": list(mine[0].curves.epoch[:length])}
-        for key, attribute in (("train_accuracy", "accuracy"), ("val_accuracy", "val_accuracy")):
-            values = np.array([getattr(r.curves, attribute)[:length] for r in mine], dtype=float)
+        length = min(len(r["epoch"]) for r in mine)
+        entry: dict[str, Any] = {"seeds": len(mine), "epoch": [int(e) for e in mine[0]["epoch"][:length]]}
+        for key, column in (("train_accuracy", "accuracy"), ("val_accuracy", "val_accuracy")):
+            values = np.array([list(r[column])[:length] for r in mine], dtype=float)
             entry[f"{key}_mean"] = [float(v) for v in values.mean(axis=0)]
-            entry[f"{key}_std"] = (
-                [float(v) for v in values.std(axis=0, ddof=1)] if len(mine) > 1 else None
-            )
+            entry[f"{key}_std"] = [float(v) for v in values.std(axis=0, ddof=1)] if len(mine) > 1 else None
         result[name] = entry
     return result
 
