@@ -47,6 +47,20 @@ def test_blocks_are_generated_from_the_summary_with_their_source_and_command():
     assert regenerate(text, "docs/x.md", ROOT) == text
 
 
+def test_the_test_error_table_and_the_provenance_list_come_from_the_summary():
+    text = regenerate(_blocks("test_error", "provenance"), "docs/x.md", ROOT)
+    summary = json.loads((ROOT / SUMMARY).read_text())
+    relu, rrelu = summary["per_activation"]["relu"], summary["per_activation"]["rrelu"]
+    # Test error = 100 − accuracy, as the RReLU paper's table; the difference to the baseline in error points.
+    assert f"| relu | 3 | {100 - 100 * relu['test_accuracy_mean']:.2f} ± {100 * relu['test_accuracy_std']:.2f} | baseline |" in text
+    assert f"| rrelu | 3 | {100 - 100 * rrelu['test_accuracy_mean']:.2f} ±" in text
+    assert f"| {-100 * summary['comparisons']['rrelu']['mean']:+.2f} |" in text
+    # The provenance: CPU, precision and commit as recorded.
+    provenance = summary["provenance"]
+    assert provenance["cpu"]["model"] in text and provenance["dtype_policy"] in text
+    assert provenance["git_commit"] in text and "stale" not in text
+
+
 def test_check_exits_1_with_a_diff_when_a_block_differs(tmp_path, capsys):
     # A copy of the repository's fixture folder, at the same path from its root.
     (tmp_path / "pyproject.toml").write_text("")
@@ -65,7 +79,7 @@ def test_check_exits_1_with_a_diff_when_a_block_differs(tmp_path, capsys):
 
 
 def test_an_unknown_table_or_an_old_summary_is_one_message(tmp_path):
-    with pytest.raises(ResultsError, match=r"docs/x.md:3: a results block needs table=<per_seed\|per_activation\|comparisons>"):
+    with pytest.raises(ResultsError, match=r"docs/x.md:3: a results block needs table=<per_seed\|per_activation\|comparisons\|test_error\|provenance>"):
         regenerate(_blocks("nonsense"), "docs/x.md", ROOT)
     old = tmp_path / "old.json"
     old.write_text(json.dumps({"baseline": "relu", "per_activation": {}, "comparisons": {}}))

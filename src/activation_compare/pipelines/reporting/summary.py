@@ -347,4 +347,37 @@ def comparisons_table(summary: Mapping[str, Any]) -> list[str]:
     return _table(header, rows)
 
 
-TABLES = {"per_seed": per_seed_table, "per_activation": per_activation_table, "comparisons": comparisons_table}
+def test_error_table(summary: Mapping[str, Any]) -> list[str]:
+    """Per activation, test error (100 − accuracy, in %) mean ± s.d. and its difference to the baseline.
+
+    The shape of the RReLU paper's CIFAR-10 table (Xu et al. 2015, Table 3), which reports test error.
+    """
+    baseline = summary["baseline"]
+    header = ["activation", "seeds", "test error (%)", f"− {baseline} (pts)"]
+    rows = []
+    for name, a in summary["per_activation"].items():
+        error = 1.0 - a["test_accuracy_mean"]
+        comparison = summary["comparisons"].get(name)
+        rows.append([
+            name,
+            str(a["seeds"]),
+            _pm(error, a["test_accuracy_std"]),
+            "baseline" if name == baseline else ("–" if comparison is None else f"{-100 * comparison['mean']:+.2f}"),
+        ])
+    return _table(header, rows)
+
+
+def provenance_list(summary: Mapping[str, Any]) -> list[str]:
+    """The summary's provenance as a list: data, environment, epochs, seeds, settings, precision, CPU, date, commit."""
+    from .provenance import provenance_markdown
+
+    return [line for line in provenance_markdown(dict(summary["provenance"])) if line and not line.startswith("#")]
+
+
+TABLES = {
+    "per_seed": per_seed_table,
+    "per_activation": per_activation_table,
+    "comparisons": comparisons_table,
+    "test_error": test_error_table,
+    "provenance": provenance_list,
+}
