@@ -43,6 +43,9 @@ def summary_lines(summary: dict[str, Any], paths: dict[str, Path], root: Path) -
     comparisons = summary.get("comparisons") or {}
     if comparisons:
         lines = [f"Result: {comparison['verdict']}" for comparison in comparisons.values()]
+        adjusted = summary.get("multiple_comparisons") or {}
+        if len(comparisons) > 1 and adjusted.get("sentence"):
+            lines.append(f"Result: {adjusted['sentence']}")
     else:
         lines = ["Result: one activation, nothing to compare it with."]
     labels = {
