@@ -57,6 +57,7 @@ def test_a_full_disk_on_a_catalog_save_names_the_output(tmp_path, monkeypatch):
     from activation_compare.datasets.atomic import AtomicTextDataset
 
     target = tmp_path / "08_reporting" / "comparison.md"
+    target.parent.mkdir()  # an existing folder stays; one the save created is removed with its failure
     real_open = open
 
     def full(path, mode="r", *args, **kwargs):
