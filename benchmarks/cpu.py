@@ -62,6 +62,14 @@ LEVERS: dict[str, tuple[str, dict[str, Any]]] = {
     "lever_rrelu_where_inference": ("rrelu", {"precision": "float32", "rrelu_inference": "where"}),
     # Not a lever (it is not RReLU): what the random slopes cost, as a floor.
     "lever_rrelu_no_draw": ("rrelu", {"precision": "float32", "rrelu_draw": "none"}),
+    # Against lever_bf16_* (the default precision on a CPU with AMX), not the float32 base.
+    "lever_bf16_relu_steps_50": ("relu", {"precision": "bfloat16", "steps_per_execution": 50}),
+    "lever_bf16_rrelu_steps_50": ("rrelu", {"precision": "bfloat16", "steps_per_execution": 50}),
+    "lever_bf16_relu_one_interop_thread": ("relu", {"precision": "bfloat16", "interop_threads": 1}),
+    "lever_bf16_rrelu_one_interop_thread": ("rrelu", {"precision": "bfloat16", "interop_threads": 1}),
+    "lever_bf16_relu_validation_batch_500": ("relu", {"precision": "bfloat16", "validation_batch": 500}),
+    "lever_bf16_rrelu_validation_batch_500": ("rrelu", {"precision": "bfloat16", "validation_batch": 500}),
+    "lever_bf16_rrelu_no_draw": ("rrelu", {"precision": "bfloat16", "rrelu_draw": "none"}),
 }
 
 
@@ -244,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     result["ratios"] = report.ratios(result.get("training", {}), result.get("levers", {}))
     result["targets"] = report.targets(result.get("training", {}))
     result["overheads"] = report.overheads(result.get("training", {}))
+    result["steadiness"] = report.steadiness(trained)
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1, default=float))

@@ -24,6 +24,29 @@ class Variant:
     env: dict[str, str] = field(default_factory=dict)  # on top of os.environ
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def host_steal_s() -> float:
+    """Seconds of CPU time the hypervisor took from this machine's vCPUs so far (/proc/stat, all CPUs)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = stat.readline().split()
+        return int(fields[8]) / _CLOCK_TICKS  # cpu user nice system idle iowait irq softirq steal
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (all its threads), NaN where unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 class Worker:
     """A worker process speaking :mod:`benchmarks.protocol`."""
 
@@ -37,6 +60,8 @@ class Worker:
             text=True, env=env, cwd=PROJECT_ROOT,  # the cwd makes `benchmarks` importable
         )
         self.stderr: list[str] = []
+        # Per epoch: the worker's CPU seconds and the host's steal while it trained (a stall or a busy neighbour).
+        self.epoch_extras: list[dict[str, float]] = []
         threading.Thread(target=self._drain, daemon=True).start()
 
     def _drain(self) -> None:
@@ -53,12 +78,16 @@ class Worker:
         )
 
     def go(self) -> dict[str, Any]:
+        cpu, steal = process_cpu_s(self.proc.pid), host_steal_s()
         try:
             self.proc.stdin.write("go\n")
             self.proc.stdin.flush()
         except BrokenPipeError:
             pass  # it exited: receive() says why
-        return self.receive()
+        message = self.receive()
+        extras = {"cpu_s": process_cpu_s(self.proc.pid) - cpu, "steal_s": host_steal_s() - steal}
+        self.epoch_extras.append(extras)
+        return {**message, **extras}
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -93,10 +122,12 @@ def run_interleaved(variants: dict[str, Variant], epochs: int, log: Callable[[st
                     f"  epoch {epoch} {name:28s} {message['epoch_time_s']:7.2f} s"
                     + (f" (wall {message['wall_s']:6.2f} s)" if "wall_s" in message else "")
                     + f"  val_accuracy {message.get('val_accuracy', float('nan')):.4f}"
+                    + f"  cpu {message['cpu_s']:6.2f} s  steal {message['steal_s']:5.2f} s"
                 )
         for name in names:
             done = workers[name].receive()
-            results[name]["runs"].append(done["rows"])
+            rows = [{**row, **extras} for row, extras in zip(done["rows"], workers[name].epoch_extras)]
+            results[name]["runs"].append(rows)
             if "run_wall_s" in done:
                 results[name]["run_wall_s"] = done["run_wall_s"]
             results[name]["max_rss_mb"] = workers[name].receive().get("max_rss_mb")

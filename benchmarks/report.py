@@ -75,14 +75,24 @@ def ratios(rows: dict[str, Any], levers: dict[str, Any]) -> dict[str, Any]:
         if entry["medians"] is not None:
             out[f"{a} / {b}"] = entry
     for name in levers:
-        if name.startswith("lever_base"):
+        base = lever_base(name)
+        if base is None:
             continue
-        base = "lever_base_rrelu" if "rrelu" in name else "lever_base_relu"
         entry = {"medians": _ratio(levers, name, base, "epoch_s_median"),
                  "fastest": _ratio(levers, name, base, "epoch_s_min"), "paired": _paired(levers, name, base)}
         if entry["medians"] is not None:
             out[f"{name} / {base}"] = entry
     return out
+
+
+def lever_base(name: str) -> str | None:
+    """The row a lever is measured against: ``lever_bf16_<act>`` for bfloat16 levers, else the float32 base."""
+    activation = "rrelu" if "rrelu" in name else "relu"
+    if name.startswith("lever_base"):
+        return None
+    if name.startswith("lever_bf16_") and name != f"lever_bf16_{activation}":
+        return f"lever_bf16_{activation}"
+    return f"lever_base_{activation}"
 
 
 def targets(rows: dict[str, Any]) -> list[dict[str, Any]]:
@@ -104,6 +114,34 @@ def overheads(rows: dict[str, Any]) -> dict[str, Any]:
         gaps = [r["wall_s"] - r["epoch_time_s"] for run in row.get("runs", []) for r in run[1:] if "wall_s" in r]
         if gaps:
             out[name] = {"median_s": statistics.median(gaps), "min_s": min(gaps), "max_s": max(gaps)}
+    return out
+
+
+STEADY_LIMIT = 1.25  # issue 25: within one run, the slowest epoch after the first at most 1.25x the median
+
+
+def steadiness(rows: dict[str, Any]) -> dict[str, Any]:
+    """Per row: the worst run's slowest epoch after the first over that run's median, logged and wall."""
+    out: dict[str, Any] = {}
+    for name, row in rows.items():
+        entry: dict[str, Any] = {}
+        for key in ("epoch_time_s", "wall_s"):
+            spreads = []
+            for run in row.get("runs", []):
+                steady = [r[key] for r in run[1:] if key in r]
+                if steady:
+                    spreads.append(max(steady) / statistics.median(steady))
+            if spreads:
+                entry[key] = max(spreads)
+        if entry:
+            entry["met"] = all(v <= STEADY_LIMIT for v in entry.values())
+            epochs = [r for run in row.get("runs", []) for r in run[1:]]
+            # Epochs in which the hypervisor took more than 5 % of an epoch from the machine's vCPUs.
+            entry["stolen_epochs"] = sum(1 for r in epochs if r.get("steal_s", 0) > 0.05 * r["epoch_time_s"])
+            cpu = [r["cpu_s"] / r["epoch_time_s"] for r in epochs if r.get("cpu_s") and r.get("epoch_time_s")]
+            if cpu:  # CPU seconds per wall second: 2 = both cores busy all the epoch
+                entry["cpu_per_wall"] = [min(cpu), statistics.median(cpu), max(cpu)]
+            out[name] = entry
     return out
 
 
@@ -130,12 +168,16 @@ def print_table(report: dict[str, Any]) -> None:
     rows = {**report.get("training", {}), **report.get("levers", {})}
     if rows:
         print("\nPer-epoch seconds (training + validation), epochs after the first; wall: with what runs between epochs")
-        print(f"{'variant':30s} {'median':>7s} {'min':>7s} {'1st':>7s} {'wall med':>8s} {'val_acc':>7s} {'GFLOP/s':>7s}  TF      precision")
+        print(f"{'variant':30s} {'median':>7s} {'min':>7s} {'max':>7s} {'max/med':>7s} {'1st':>7s} {'wall med':>8s} "
+              f"{'val_acc':>7s} {'GFLOP/s':>7s}  TF      precision")
         tp = report.get("throughput", {})
+        steady = report.get("steadiness", {})
         for name, r in rows.items():
             wall = f"{r['wall_s_median']:8.2f}" if r.get("wall_s_median") else " " * 8
+            spread = steady.get(name, {}).get("epoch_time_s", float("nan"))
             print(
-                f"{name:30s} {r['epoch_s_median']:7.2f} {r['epoch_s_min']:7.2f} {r['first_epoch_s']:7.2f} "
+                f"{name:30s} {r['epoch_s_median']:7.2f} {r['epoch_s_min']:7.2f} {r.get('epoch_s_max', float('nan')):7.2f} "
+                f"{spread:7.2f} {r['first_epoch_s']:7.2f} "
                 f"{wall} {r['final_val_accuracy']:7.4f} "
                 f"{tp.get(name, {}).get('gflops', float('nan')):7.1f}  {r['tf']['tensorflow']:7s} {r.get('precision', '')}"
             )
@@ -150,6 +192,14 @@ def print_table(report: dict[str, Any]) -> None:
             print(f"  {name:50s} " + " ".join(f"{v:8.3f}" if v else f"{'':8s}" for v in cells))
     for t in report.get("targets", []):
         print(f"  target {t['ratio']} <= {t['target']}: {'met' if t['met'] else 'NOT met'}")
+    if report.get("steadiness"):
+        print(f"\nSteady epochs (worst run's slowest epoch after the first / its median, target <= {STEADY_LIMIT}):")
+        for name, st in report["steadiness"].items():
+            wall = f", wall {st['wall_s']:.2f}" if "wall_s" in st else ""
+            cpu = st.get("cpu_per_wall")
+            cores = f"; cores busy {cpu[0]:.2f}/{cpu[1]:.2f}/{cpu[2]:.2f} (min/median/max)" if cpu else ""
+            print(f"  {name:28s} logged {st.get('epoch_time_s', float('nan')):.2f}{wall}: "
+                  f"{'met' if st['met'] else 'NOT met'}; epochs with host steal: {st['stolen_epochs']}{cores}")
     for name, o in report.get("overheads", {}).items():
         print(f"  checkpointing + tracking per epoch in {name}: median {o['median_s']:.2f} s")
     if report.get("limits"):
@@ -172,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     result["ratios"] = ratios(result.get("training", {}), result.get("levers", {}))
     result["targets"] = targets(result.get("training", {}))
     result["overheads"] = overheads(result.get("training", {}))
+    result["steadiness"] = steadiness({**result.get("training", {}), **result.get("levers", {})})
     if result.get("limits") and result.get("sizes"):
         result["throughput"] = throughput(
             {**result.get("training", {}), **result.get("levers", {})}, result["limits"], result["sizes"]

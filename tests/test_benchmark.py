@@ -8,6 +8,9 @@ original stack only when that environment already exists.
 from __future__ import annotations
 
 import json
+import math
+import os
+import time
 
 import numpy as np
 import pytest
@@ -87,6 +90,40 @@ def test_project_and_kedro_rows_may_name_their_precision(capsys):
     assert "--variants kedro_relu_fp8: unknown" in capsys.readouterr().err
 
 
+def test_steadiness_is_the_worst_runs_slowest_epoch_over_its_median():
+    steady = [{"epoch_time_s": t, "wall_s": t + 0.1, "cpu_s": 2 * t, "steal_s": 0.0} for t in (9.0, 2.0, 2.0, 2.4)]
+    bimodal = [{"epoch_time_s": t, "wall_s": t, "cpu_s": t, "steal_s": s}
+               for t, s in ((9.0, 0.0), (2.0, 0.0), (4.6, 1.0), (2.0, 0.0))]
+    result = report.steadiness({"kedro_relu": {"runs": [steady]}, "kedro_rrelu": {"runs": [steady, bimodal]}})
+    # The first epoch (tracing) is left out: 2.4 / 2.0 in the steady run.
+    assert result["kedro_relu"]["epoch_time_s"] == pytest.approx(1.2) and result["kedro_relu"]["met"]
+    assert result["kedro_relu"]["cpu_per_wall"] == [2.0, 2.0, 2.0]
+    # The worst run counts: 4.6 / 2.0, one epoch of it with the host's steal.
+    assert result["kedro_rrelu"]["epoch_time_s"] == pytest.approx(2.3) and not result["kedro_rrelu"]["met"]
+    assert result["kedro_rrelu"]["stolen_epochs"] == 1
+
+
+def test_bfloat16_levers_are_measured_against_the_bfloat16_row():
+    assert report.lever_base("lever_bf16_rrelu_steps_50") == "lever_bf16_rrelu"
+    assert report.lever_base("lever_bf16_relu_one_interop_thread") == "lever_bf16_relu"
+    assert report.lever_base("lever_bf16_relu") == "lever_base_relu"  # bfloat16 itself, against float32
+    assert report.lever_base("lever_rrelu_no_draw") == "lever_base_rrelu"
+    assert report.lever_base("lever_base_relu") is None
+    assert all(report.lever_base(name) in (*cpu.LEVERS, None) for name in cpu.LEVERS)
+
+
+def test_a_workers_cpu_seconds_and_the_hosts_steal_are_read():
+    from benchmarks.interleave import host_steal_s, process_cpu_s
+
+    before = process_cpu_s(os.getpid())
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:
+        pass
+    assert process_cpu_s(os.getpid()) - before >= 0.2
+    assert host_steal_s() >= 0  # not NaN: /proc/stat is read
+    assert math.isnan(process_cpu_s(2**22 + 1))  # no such process
+
+
 @pytest.mark.slow
 def test_interleaved_workers_on_tiny_data(tmp_path, capsys):
     """Real worker processes: the seed code's Keras 3 port, the node and a real kedro run."""
@@ -106,6 +143,8 @@ def test_interleaved_workers_on_tiny_data(tmp_path, capsys):
         assert len(run) == 2, name
         assert row["epoch_s_median"] > 0 and row["max_rss_mb"] > 0
         assert len(row["val_accuracy_per_epoch"][0]) == 2
+        assert all(epoch["cpu_s"] > 0 and epoch["steal_s"] >= 0 for epoch in run), name
+    assert set(result["steadiness"]) == set(variants)
     assert result["training"]["kedro_relu"]["wall_s_median"] > 0
     assert "kedro_relu" in result["overheads"]
     assert result["limits"]["matmul_float32_gflops"] > 0
@@ -143,3 +182,38 @@ def test_dask_scaling_times_real_runs_on_one_and_two_workers(tmp_path, capsys):
     assert all(len(t) == 1 and t[0] > 0 for t in result["models_span_s"].values())
     assert result["models_efficiency_median"]["2"] > 0
     assert "round 1: 2 worker(s)" in capsys.readouterr().out
+
+
+def test_startup_reads_first_imports_and_renders_the_phases():
+    from benchmarks import startup
+
+    stderr = "\n".join([
+        "import time: self [us] | cumulative | imported package",
+        "import time:       120 |    3200000 |   tensorflow",
+        "import time:        50 |       800 |     tensorflow",  # a later, nested mention: not the first import
+        "import time:       300 |     830000 | mlflow",
+        "some other line",
+    ])
+    assert startup.import_times(stderr) == {"tensorflow": 3.2, "mlflow": 0.83}
+    marks = {"spawn": 0.0, "context_created": 0.8, "catalog_created": 1.2, "pipeline_start": 1.8, "first_node": 3.5,
+             "first_build_end": 8.0, "first_train_node": 8.3, "first_step_start": 8.5, "first_step_end": 9.9,
+             "process_end": 20.0}
+    rounds = [{"round": 0, "import_tensorflow_s": 5.0, "marks_s": {**marks, "first_step_start": 9.0}},
+              {"round": 1, "import_tensorflow_s": 5.0, "marks_s": marks}]
+    table = startup.render({"rounds": rounds, "imports_s": {"tensorflow": 3.2}})
+    assert "| **first train step starts** | 8.50 | 9.00 |" in table  # later rounds; the first round apart
+    assert "/ `import tensorflow`: 1.70 (step starts), 1.98 (first call ends)" in table
+    assert "tensorflow 3.20 s" in table
+
+
+@pytest.mark.slow
+def test_startup_marks_every_phase_of_a_real_kedro_run(tmp_path):
+    """One `kedro run --env smoke` through the startup worker: Kedro's CLI with the marks, in order."""
+    from benchmarks import startup
+    from benchmarks.project_copy import copy_project
+
+    marks, _ = startup.smoke_run(copy_project(tmp_path / "project"), seed=3)
+    order = [end for _, _, end in startup.PHASES]
+    assert all(name in marks for name in order), marks
+    assert [marks[name] for name in order] == sorted(marks[name] for name in order)
+    assert marks["first_step_end"] < marks["pipeline_end"] <= marks["process_end"]

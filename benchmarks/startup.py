@@ -1,0 +1,168 @@
+"""Where a smoke ``kedro run`` spends its start, beside ``python -c "import tensorflow"``, one run.
+
+    uv run python -m benchmarks.startup [--rounds N] [--out FILE]
+
+In a throw-away project copy (its own MLflow store), each round times
+``python -c "import tensorflow"`` and then ``kedro run --env smoke`` with a
+new seed (so every round trains: finished models would be reused), in fresh
+processes, one after the other. The run goes through
+:mod:`benchmarks.startup_worker`, Kedro's own CLI plus marks at each phase.
+Round 0 creates the store (a user's first run); the table gives the median
+of the later rounds, whose store exists. Last, one more run under
+``python -X importtime`` attributes the import time to the big packages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.project_copy import PROJECT_ROOT, copy_project
+
+# (label, from event, to event): the phases of a run's start, in order.
+PHASES = (
+    ("interpreter, Kedro CLI, project settings and hooks", "spawn", "context_created"),
+    ("configuration and catalog", "context_created", "catalog_created"),
+    ("parameters validated, session, run hooks", "catalog_created", "pipeline_start"),
+    ("pipeline start hooks (MLflow store and parent run)", "pipeline_start", "first_node"),
+    ("first model built (TensorFlow and Keras imported)", "first_node", "first_build_end"),
+    ("other nodes before the first training", "first_build_end", "first_train_node"),
+    ("training node to fit (checkpoint folder, compile)", "first_train_node", "first_step_start"),
+    ("first train-step call (trace, compile, 10 steps)", "first_step_start", "first_step_end"),
+)
+# Packages whose first import -X importtime attributes (cumulative, as first imported).
+PACKAGES = ("kedro", "activation_compare", "mlflow", "tensorflow", "keras", "pandas", "matplotlib",
+            "sklearn", "dask", "sqlalchemy", "alembic", "numpy", "scipy")
+
+
+def environment(events: Path | None = None) -> dict[str, str]:
+    """Telemetry off, the benchmarks importable, and where the worker writes its marks."""
+    env = dict(os.environ)
+    env.update(DO_NOT_TRACK="1", KEDRO_DISABLE_TELEMETRY="1", MLFLOW_DISABLE_TELEMETRY="true")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    if events is not None:
+        env["STARTUP_EVENTS"] = str(events)
+    return env
+
+
+def time_import_tensorflow() -> float:
+    """Wall seconds of ``python -c "import tensorflow"`` in a fresh process."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import tensorflow"], env=environment(),
+                   capture_output=True, check=True)
+    return time.perf_counter() - start
+
+
+def smoke_run(project: Path, seed: int, extra: list[str] | None = None) -> tuple[dict[str, float], str]:
+    """One ``kedro run --env smoke`` with ``training.seeds=[seed]``: its phase marks (s from spawn) and stderr."""
+    with tempfile.TemporaryDirectory() as scratch:
+        events = Path(scratch) / "events.jsonl"
+        spawned = time.time()
+        done = subprocess.run(
+            [sys.executable, *(extra or []), "-m", "benchmarks.startup_worker", "run", "--env", "smoke",
+             "--params", f"training.seeds={seed}"],
+            cwd=project, env=environment(events), capture_output=True, text=True, check=False,
+        )
+        ended = time.time()
+        if done.returncode != 0:
+            raise RuntimeError(f"kedro run failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+        marks: dict[str, float] = {"spawn": 0.0}
+        for line in events.read_text().splitlines():
+            event = json.loads(line)
+            name, at = event["event"], event["t"] - spawned
+            node = event.get("node", "")
+            if name == "node_start":
+                marks.setdefault("first_node", at)
+                if "train_model" in node:
+                    marks.setdefault("first_train_node", at)
+            elif name == "node_end" and "build_model" in node:
+                marks.setdefault("first_build_end", at)
+            else:
+                marks.setdefault(name, at)
+        marks["process_end"] = ended - spawned
+    return marks, done.stderr
+
+
+def import_times(stderr: str) -> dict[str, float]:
+    """Seconds of each package's first import (cumulative, with what it pulled in first) from -X importtime."""
+    found: dict[str, float] = {}
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cumulative, name = line[len("import time:"):].split("|")
+        name = name.strip()
+        if name in PACKAGES and name not in found and cumulative.strip().isdigit():
+            found[name] = int(cumulative) / 1e6
+    return found
+
+
+def measure(rounds: int) -> dict[str, object]:
+    """``rounds`` rounds of import tensorflow + smoke run, then one -X importtime run."""
+    with tempfile.TemporaryDirectory() as scratch:
+        project = copy_project(Path(scratch) / "project")
+        rows = []
+        for index in range(rounds):
+            tensorflow = time_import_tensorflow()
+            marks, _ = smoke_run(project, seed=100 + index)
+            rows.append({"round": index, "import_tensorflow_s": tensorflow, "marks_s": marks})
+            print(f"round {index}: import tensorflow {tensorflow:.2f} s, first step "
+                  f"{marks.get('first_step_start', float('nan')):.2f}–{marks.get('first_step_end', float('nan')):.2f} s, "
+                  f"run {marks['process_end']:.2f} s", flush=True)
+        _, stderr = smoke_run(project, seed=100 + rounds, extra=["-X", "importtime"])
+    return {"rounds": rows, "imports_s": import_times(stderr),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "loadavg": os.getloadavg(), "python": sys.version.split()[0]}
+
+
+def render(result: dict[str, object]) -> str:
+    """Markdown: the phases (median of the rounds after the first), the ratios to TensorFlow's import."""
+    rows = result["rounds"]  # type: ignore[index]
+    later = rows[1:] or rows  # type: ignore[index]
+
+    def median(key_from: str, key_to: str, which=later) -> float:
+        return statistics.median(r["marks_s"][key_to] - r["marks_s"][key_from] for r in which)
+
+    tensorflow = statistics.median(r["import_tensorflow_s"] for r in later)
+    lines = [f"| phase of `kedro run --env smoke` | s (median of {len(later)}) | first run, new store |",
+             "|---|---|---|"]
+    for label, start, end in PHASES:
+        lines.append(f"| {label} | {median(start, end):.2f} | {median(start, end, rows[:1]):.2f} |")
+    for label, key in (("**first train step starts**", "first_step_start"),
+                       ("**first train-step call ends**", "first_step_end"),
+                       ("whole run, process exit", "process_end")):
+        lines.append(f"| {label} | {median('spawn', key):.2f} | {median('spawn', key, rows[:1]):.2f} |")
+    lines.append(f"| `python -c \"import tensorflow\"` | {tensorflow:.2f} | {rows[0]['import_tensorflow_s']:.2f} |")
+    start, end = median("spawn", "first_step_start"), median("spawn", "first_step_end")
+    lines.append("")
+    lines.append(f"Time to the first training step / `import tensorflow`: {start / tensorflow:.2f} (step starts), "
+                 f"{end / tensorflow:.2f} (first call ends); target ≤ 1.3.")
+    imports = result.get("imports_s") or {}
+    if imports:
+        lines.append("")
+        lines.append("First imports (-X importtime, cumulative, one run): " + ", ".join(
+            f"{name} {seconds:.2f} s" for name, seconds in sorted(imports.items(), key=lambda kv: -kv[1])))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=4, help="rounds (default 4; round 0 creates the store)")
+    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--render", type=Path, help="only print the table of an earlier --out JSON")
+    options = parser.parse_args(argv)
+    result = json.loads(options.render.read_text()) if options.render else measure(options.rounds)
+    print(render(result))
+    if options.out and not options.render:
+        options.out.parent.mkdir(parents=True, exist_ok=True)
+        options.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
