@@ -28,7 +28,6 @@ write a versioned dataset), tested here too.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 
@@ -37,11 +36,6 @@ def mlflow_alembic_config(url: str) -> Any:
     from mlflow.store.db.utils import _get_alembic_config
 
     return _get_alembic_config(url)
-
-
-def mlflow_migrations_dir() -> Path:
-    """The folder of MLflow's Alembic revision scripts (``<script_location>/versions``), read without loading them."""
-    return Path(mlflow_alembic_config("").get_main_option("script_location")) / "versions"
 
 
 def mlflow_schema_head() -> str:

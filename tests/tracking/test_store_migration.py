@@ -93,7 +93,7 @@ def test_a_new_store_is_created_complete(tmp_path):
     store = open_store(_settings(path))
     assert _state(path).complete(mlflow_schema_head())
     assert store.client.get_experiment(store.experiment_id).name == "race"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db", "mlflow.db-schema-head", "mlflow.db-setup-lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db", "mlflow.db-setup-lock"]
 
 
 def test_an_old_store_is_upgraded_keeping_its_history_and_a_backup(tmp_path, old_store):

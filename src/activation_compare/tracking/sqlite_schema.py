@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
-import json
 import logging
 import os
 import sqlite3
@@ -41,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from activation_compare.errors import UserError
-from activation_compare.private_apis import mlflow_migrate_schema, mlflow_migrations_dir, mlflow_schema_head
+from activation_compare.private_apis import mlflow_migrate_schema, mlflow_schema_head
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +94,7 @@ def ensure_schema(path: Path, timeout_s: float) -> Path | None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    head = schema_head(path)
+    head = mlflow_schema_head()
     with _named_errors(path, timeout_s):
         if _is_complete(path, head, timeout_s):
             return None
@@ -104,44 +102,6 @@ def ensure_schema(path: Path, timeout_s: float) -> Path | None:
             logger.info("MLflow: created the store %s (schema %s)", path, head)
             return None
         return _migrate_in_place(path, head, timeout_s)
-
-
-def schema_head(store: Path) -> str:
-    """The installed MLflow's schema revision, remembered beside ``store`` while MLflow's migrations stay the same.
-
-    Working it out loads every one of MLflow's revision scripts (about half a
-    second at every run's start, issue 25); the answer is a function of those
-    scripts, so ``<store>-schema-head`` keeps it with a fingerprint of them
-    (names, sizes and modification times). A changed MLflow, or a missing or
-    unreadable file, works it out again. A wrong head could only make MLflow
-    refuse the store with its own schema error, never migrate it.
-    """
-    fingerprint = migrations_fingerprint()
-    remembered = store.with_name(f"{store.name}-schema-head")
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        cached = json.loads(remembered.read_text(encoding="utf-8"))
-        if cached["fingerprint"] == fingerprint and isinstance(cached["head"], str):
-            return cached["head"]
-    head = mlflow_schema_head()
-    scratch = remembered.with_name(f"{remembered.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        scratch.write_text(json.dumps({"fingerprint": fingerprint, "head": head}), encoding="utf-8")
-        os.replace(scratch, remembered)  # whole or not at all, also with another process at it
-    except OSError:  # a read-only folder: work it out next time too
-        with contextlib.suppress(OSError):
-            scratch.unlink()
-    return head
-
-
-def migrations_fingerprint() -> str:
-    """A digest of MLflow's revision scripts: each file's name, size and modification time."""
-    digest = hashlib.sha256()
-    with os.scandir(mlflow_migrations_dir()) as entries:
-        for entry in sorted(entries, key=lambda e: e.name):
-            if entry.name.endswith(".py") and entry.is_file():
-                stat = entry.stat()
-                digest.update(f"{entry.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
 
 
 def _is_complete(path: Path, head: str, timeout_s: float) -> bool:
