@@ -217,3 +217,16 @@ def test_startup_marks_every_phase_of_a_real_kedro_run(tmp_path):
     assert all(name in marks for name in order), marks
     assert [marks[name] for name in order] == sorted(marks[name] for name in order)
     assert marks["first_step_end"] < marks["pipeline_end"] <= marks["process_end"]
+
+
+@pytest.mark.slow
+def test_epoch_probe_reports_what_the_process_did_each_epoch(capsys):
+    from benchmarks import epoch_probe
+
+    epoch_probe.main(["--activation", "rrelu", "--images", "200", "--epochs", "2", "--tensor-slices"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in lines] == ["1", "2"]
+    for line in lines:
+        fields = line.split()
+        wall, cpu = float(fields[3]), float(fields[6])
+        assert wall > 0 and cpu > 0 and "runq_delay" in line and "io_pressure" in line

@@ -1,0 +1,102 @@
+"""One model's epochs alone, with what the process did in each: wall and CPU seconds, run-queue delay, switches.
+
+    uv run python -m benchmarks.epoch_probe --activation rrelu --images 10000 --epochs 10 [--tensor-slices]
+
+The training node (``build_model`` + ``train_model``, bfloat16, no checkpoint,
+no tracking) on synthetic CIFAR-shaped images (``--images`` for training and
+as many for validation). After each epoch it prints the wall seconds, the CPU
+seconds of all its threads and their time waiting for a core
+(``/proc/self/task/*/schedstat``), the voluntary and involuntary context
+switches, and the system's I/O pressure and this process's block-I/O delay
+(``/proc/pressure/io``, ``/proc/self/stat``). An epoch whose wall time grows
+at the same CPU seconds, with no run-queue delay, is one whose threads waited
+on each other. ``--tensor-slices`` feeds ``tf.data`` tensor slices instead of
+the node's generator (no shuffling: a timing comparison only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import resource
+import time
+
+
+def _sched() -> tuple[float, float]:
+    cpu = delay = 0
+    for path in glob.glob(f"/proc/{os.getpid()}/task/*/schedstat"):
+        try:
+            ran, waited, _ = open(path).read().split()
+        except (OSError, ValueError):
+            continue  # a thread that ended meanwhile
+        cpu, delay = cpu + int(ran), delay + int(waited)
+    return cpu / 1e9, delay / 1e9
+
+
+def _io() -> tuple[float, float]:
+    some = 0.0
+    with open("/proc/pressure/io") as pressure:
+        for line in pressure:
+            kind, *fields = line.split()
+            if kind == "some":
+                some = int(dict(f.split("=") for f in fields)["total"]) / 1e6
+    block = int(open(f"/proc/{os.getpid()}/stat").read().rsplit(")", 1)[1].split()[39]) / os.sysconf("SC_CLK_TCK")
+    return some, block
+
+
+def _switches() -> tuple[int, int]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_nvcsw, usage.ru_nivcsw
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--activation", default="rrelu")
+    parser.add_argument("--images", type=int, default=10000)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--tensor-slices", action="store_true")
+    options = parser.parse_args(argv)
+
+    import numpy as np
+    import tensorflow as tf
+
+    from activation_compare import training_events
+    from activation_compare.datasets.types import LabelledImages
+    from activation_compare.identity import ModelKey
+    from activation_compare.params import ModelParams, TrainingParams
+    from activation_compare.pipelines.data_processing.nodes import normalize_images
+    from activation_compare.pipelines.modelling import input_pipeline, nodes
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (options.images, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, options.images).astype(np.uint8)
+    data = normalize_images(LabelledImages(images, labels))
+    if options.tensor_slices:
+        def batches(images, labels, batch_size, *, shuffle_seed=None, first_pass=0):
+            return tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size).prefetch(4)
+
+        input_pipeline.batches = batches
+    last = {}
+
+    def mark() -> None:
+        last.update(t=time.perf_counter(), sched=_sched(), io=_io(), switches=_switches())
+
+    def on_epoch(event) -> None:
+        before = dict(last)
+        mark()
+        cpu, delay = (a - b for a, b in zip(last["sched"], before["sched"]))
+        io_some, block = (a - b for a, b in zip(last["io"], before["io"]))
+        voluntary, involuntary = (a - b for a, b in zip(last["switches"], before["switches"]))
+        print(f"epoch {event.epoch} wall {last['t'] - before['t']:.2f} s cpu {cpu:.2f} s runq_delay {delay:.2f} s "
+              f"switches {voluntary}/{involuntary} io_pressure {io_some:.2f} s block_io {block:.2f} s", flush=True)
+
+    key = ModelKey(options.activation, 0)
+    model = nodes.build_model({"type": options.activation}, ModelParams(precision="bfloat16"), key=key)
+    training_events.subscribe(on_epoch)
+    mark()
+    nodes.train_model(model, data, data, TrainingParams(epochs=options.epochs, batch_size=100, verbose=0), key=key)
+
+
+if __name__ == "__main__":
+    main()
