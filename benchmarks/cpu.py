@@ -67,8 +67,9 @@ LEVERS: dict[str, tuple[str, dict[str, Any]]] = {
     "lever_bf16_rrelu_steps_50": ("rrelu", {"precision": "bfloat16", "steps_per_execution": 50}),
     "lever_bf16_relu_one_interop_thread": ("relu", {"precision": "bfloat16", "interop_threads": 1}),
     "lever_bf16_rrelu_one_interop_thread": ("rrelu", {"precision": "bfloat16", "interop_threads": 1}),
-    "lever_bf16_relu_validation_batch_500": ("relu", {"precision": "bfloat16", "validation_batch": 500}),
-    "lever_bf16_rrelu_validation_batch_500": ("rrelu", {"precision": "bfloat16", "validation_batch": 500}),
+    # The node validates in batches of 500 (since 2026-12-07); these price the original's 100.
+    "lever_bf16_relu_validation_batch_100": ("relu", {"precision": "bfloat16", "validation_batch": 100}),
+    "lever_bf16_rrelu_validation_batch_100": ("rrelu", {"precision": "bfloat16", "validation_batch": 100}),
     "lever_bf16_rrelu_no_draw": ("rrelu", {"precision": "bfloat16", "rrelu_draw": "none"}),
 }
 

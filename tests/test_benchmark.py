@@ -230,3 +230,41 @@ def test_epoch_probe_reports_what_the_process_did_each_epoch(capsys):
         fields = line.split()
         wall, cpu = float(fields[3]), float(fields[6])
         assert wall > 0 and cpu > 0 and "runq_delay" in line and "io_pressure" in line
+
+
+def test_host_probe_holds_each_core_and_the_slower_one_to_its_median():
+    from benchmarks.host_probe import EPOCH_WINDOWS, Window, summarize
+
+    steady = [Window(100, 0.5, 0.5)] * (2 * EPOCH_WINDOWS)
+    # CPU 1 does half the work in its third window, at the same CPU seconds.
+    uneven = list(steady)
+    uneven[2] = Window(50, 0.5, 0.5)
+    report = summarize({0: steady, 1: uneven})
+    assert report["windows"] == 2 * EPOCH_WINDOWS and report["cpu_over_wall_min"] == 1.0
+    assert report["cores"]["0"]["half_second"]["slowest_over_median"] == 1.0
+    assert report["cores"]["1"]["half_second"] == {"min": 100.0, "median": 200.0, "max": 200.0, "slowest_over_median": 2.0}
+    # Over 3 s the slow window is one of six: groups of 183.3 and 200 products/s, median 191.7.
+    three = report["slower_core"]["three_seconds"]
+    assert (three["min"], three["median"], three["max"]) == (183.3, 191.7, 200.0)
+    assert three["slowest_over_median"] == round((1150 / 6) / (1100 / 6), 3)
+
+
+def test_host_probe_runs_one_pinned_worker_per_cpu(capsys):
+    from benchmarks import host_probe
+
+    host_probe.main(["--seconds", "1.2"])
+    table = capsys.readouterr().out
+    assert "| slower of the two, each window |" in table
+    assert table.count("| CPU ") == len(os.sched_getaffinity(0))
+    assert table.splitlines()[-1].endswith("| under 3 s |")
+
+
+def test_validation_batch_times_both_sizes_and_compares_their_metrics(capsys):
+    from benchmarks import validation_batch
+
+    validation_batch.main(["--images", "120", "--repeats", "2", "--batches", "40,120"])
+    table = capsys.readouterr().out
+    for activation in ("relu", "rrelu"):
+        assert f"| {activation} | 40 |" in table and f"| {activation} | 120 |" in table
+    # The paired ratio of the first size to itself is 1, and its metrics differ by nothing.
+    assert table.count("| 1.00 | 0.0e+00 | 0 |") == 2

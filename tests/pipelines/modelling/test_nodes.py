@@ -65,6 +65,28 @@ def test_train_model_refuses_a_batch_larger_than_the_training_set():
         train_model(model, data, data, TrainingParams(epochs=1, batch_size=50, verbose=0), key=KEY)
 
 
+@pytest.mark.parametrize("activation", ["relu", "rrelu"])
+def test_the_validation_batch_size_changes_no_weight_and_no_validation_accuracy(monkeypatch, activation):
+    # The validation pass runs in batches of its own size (larger than training's, for
+    # speed). It must stay a pure measurement: no random draw, no state into training.
+    from activation_compare.pipelines.modelling import nodes
+
+    train, validation = _images(120, 0), _images(150, 1)
+    params = TrainingParams(epochs=2, batch_size=30)
+    key = ModelKey(activation, 0)
+    results = []
+    for size in (30, nodes._VALIDATION_BATCH_SIZE):
+        monkeypatch.setattr(nodes, "_VALIDATION_BATCH_SIZE", size)
+        model = build_model({"type": activation}, ModelParams(precision="float32"), key=key)
+        _, history = train_model(model, train, validation, params, key=key)
+        results.append((model.get_weights(), history))
+    (weights_small, small), (weights_large, large) = results
+    for a, b in zip(weights_small, weights_large, strict=True):
+        np.testing.assert_array_equal(a, b)
+    pd.testing.assert_frame_equal(small[["loss", "accuracy", "val_accuracy"]], large[["loss", "accuracy", "val_accuracy"]])
+    np.testing.assert_allclose(small["val_loss"], large["val_loss"], rtol=1e-5)
+
+
 def test_one_model_through_the_pipeline_on_an_in_memory_catalog(tmp_path):
     """build → train (checkpointed) → evaluate → figures, as Kedro runs it."""
     plan = ComparePlan((KEY,))
