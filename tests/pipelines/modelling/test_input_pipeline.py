@@ -57,6 +57,14 @@ def test_without_a_seed_the_order_is_kept(numbered):
     assert np.array_equal(np.concatenate(_ids(dataset)), np.arange(23))
 
 
+def test_the_batches_are_not_autotuned(numbered):
+    # tf.data's autotuning thread made fit() wait seconds for it at the end of an
+    # epoch's iterator (docs/speed.md): the pipeline has nothing to tune.
+    images, labels = numbered
+    for seed in (None, 1):
+        assert input_pipeline.batches(images, labels, 5, shuffle_seed=seed).options().autotune.enabled is False
+
+
 def test_mismatched_lengths_are_rejected(numbered):
     images, labels = numbered
     with pytest.raises(ValueError, match="23 images but 22 labels"):

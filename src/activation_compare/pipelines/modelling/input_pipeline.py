@@ -68,4 +68,11 @@ def batches(
     )
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(n_batches))
-    return dataset.prefetch(PREFETCH_BATCHES)
+    # No autotuning: the pipeline has nothing to tune (a fixed prefetch), and its
+    # model thread cost whole seconds. fit() ends each epoch's iterator, and the
+    # end waits for that thread, which then sleeps out its optimisation period
+    # instead of waking: the process sat idle for up to 2 s in one epoch in
+    # three (docs/speed.md, "Where the slow epochs went").
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(PREFETCH_BATCHES).with_options(options)
