@@ -1,6 +1,6 @@
 """One model's epochs alone, with what the process did in each: wall and CPU seconds, run-queue delay, switches.
 
-    uv run python -m benchmarks.epoch_probe --activation rrelu --images 10000 --epochs 10 [--tensor-slices]
+    uv run python -m benchmarks.epoch_probe --activation rrelu --images 10000 --epochs 10 [--tensor-slices] [--autotune]
 
 The training node (``build_model`` + ``train_model``, bfloat16, no checkpoint,
 no tracking) on synthetic CIFAR-shaped images (``--images`` for training and
@@ -10,8 +10,12 @@ seconds of all its threads and their time waiting for a core
 switches, and the system's I/O pressure and this process's block-I/O delay
 (``/proc/pressure/io``, ``/proc/self/stat``). An epoch whose wall time grows
 at the same CPU seconds, with no run-queue delay, is one whose threads waited
-on each other. ``--tensor-slices`` feeds ``tf.data`` tensor slices instead of
-the node's generator (no shuffling: a timing comparison only).
+on each other. ``idle`` is the share of the epoch in which none of the
+process's threads was running or waiting for a core, sampled every 20 ms from
+``/proc/<pid>/task/*/stat`` by a second process (``--sample``). ``--tensor-slices``
+feeds ``tf.data`` tensor slices instead of the node's generator (no shuffling: a
+timing comparison only); ``--autotune`` turns ``tf.data``'s autotuning back on
+(the node has it off: docs/speed.md says why).
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ import argparse
 import glob
 import os
 import resource
+import subprocess
+import sys
+import tempfile
 import time
 
 
@@ -50,13 +57,49 @@ def _switches() -> tuple[int, int]:
     return usage.ru_nvcsw, usage.ru_nivcsw
 
 
+_SAMPLE_S = 0.02
+
+
+def _sample(pid: int, out: str) -> None:
+    """Count samples of ``pid`` and those with no thread running; rewrite ``out`` as it goes."""
+    total = idle = 0
+    while True:
+        threads = running = 0
+        for path in glob.glob(f"/proc/{pid}/task/*/stat"):
+            try:
+                state = open(path).read().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue  # a thread that ended meanwhile
+            threads, running = threads + 1, running + (state == "R")
+        if not threads:
+            return
+        total, idle = total + 1, idle + (running == 0)
+        with open(f"{out}.tmp", "w") as counts:
+            counts.write(f"{total} {idle}")
+        os.replace(f"{out}.tmp", out)
+        time.sleep(_SAMPLE_S)
+
+
+def _idle_counts(path: str) -> tuple[int, int]:
+    try:
+        total, idle = open(path).read().split()
+    except (OSError, ValueError):
+        return 0, 0
+    return int(total), int(idle)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--activation", default="rrelu")
     parser.add_argument("--images", type=int, default=10000)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--tensor-slices", action="store_true")
+    parser.add_argument("--autotune", action="store_true", help="tf.data autotuning on, as before the node turned it off")
+    parser.add_argument("--sample", nargs=2, metavar=("PID", "FILE"), help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
+    if options.sample:
+        _sample(int(options.sample[0]), options.sample[1])
+        return
 
     import numpy as np
     import tensorflow as tf
@@ -77,10 +120,17 @@ def main(argv: list[str] | None = None) -> None:
             return tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size).prefetch(4)
 
         input_pipeline.batches = batches
+    input_pipeline.AUTOTUNE = options.autotune
+    counts = tempfile.NamedTemporaryFile(prefix="epoch-probe-idle-", delete=False).name
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sampler = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.epoch_probe", "--sample", str(os.getpid()), counts],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))},
+    )
     last = {}
 
     def mark() -> None:
-        last.update(t=time.perf_counter(), sched=_sched(), io=_io(), switches=_switches())
+        last.update(t=time.perf_counter(), sched=_sched(), io=_io(), switches=_switches(), idle=_idle_counts(counts))
 
     def on_epoch(event) -> None:
         before = dict(last)
@@ -88,14 +138,24 @@ def main(argv: list[str] | None = None) -> None:
         cpu, delay = (a - b for a, b in zip(last["sched"], before["sched"]))
         io_some, block = (a - b for a, b in zip(last["io"], before["io"]))
         voluntary, involuntary = (a - b for a, b in zip(last["switches"], before["switches"]))
+        samples, idle = (a - b for a, b in zip(last["idle"], before["idle"]))
+        idle_share = f"{idle / samples:.2f}" if samples else "n/a"
         print(f"epoch {event.epoch} wall {last['t'] - before['t']:.2f} s cpu {cpu:.2f} s runq_delay {delay:.2f} s "
-              f"switches {voluntary}/{involuntary} io_pressure {io_some:.2f} s block_io {block:.2f} s", flush=True)
+              f"switches {voluntary}/{involuntary} io_pressure {io_some:.2f} s block_io {block:.2f} s "
+              f"idle {idle_share}", flush=True)
 
     key = ModelKey(options.activation, 0)
     model = nodes.build_model({"type": options.activation}, ModelParams(precision="bfloat16"), key=key)
     training_events.subscribe(on_epoch)
     mark()
-    nodes.train_model(model, data, data, TrainingParams(epochs=options.epochs, batch_size=100, verbose=0), key=key)
+    try:
+        nodes.train_model(model, data, data, TrainingParams(epochs=options.epochs, batch_size=100, verbose=0), key=key)
+    finally:
+        sampler.kill()
+        sampler.wait()
+        for leftover in (counts, f"{counts}.tmp"):
+            if os.path.exists(leftover):
+                os.remove(leftover)
 
 
 if __name__ == "__main__":

@@ -89,6 +89,14 @@ class Worker:
         self.epoch_extras.append(extras)
         return {**message, **extras}
 
+    def finish(self) -> None:
+        """Let a worker that waits after its last epoch (a whole ``kedro run``) finish its run."""
+        try:
+            self.proc.stdin.write("go\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # it finished without waiting
+
     def close(self) -> None:
         if self.proc.poll() is None:
             try:
@@ -124,7 +132,10 @@ def run_interleaved(variants: dict[str, Variant], epochs: int, log: Callable[[st
                     + f"  val_accuracy {message.get('val_accuracy', float('nan')):.4f}"
                     + f"  cpu {message['cpu_s']:6.2f} s  steal {message['steal_s']:5.2f} s"
                 )
+        # One at a time, as the epochs were: a run's remaining work after its last
+        # epoch must not slow another row's epoch.
         for name in names:
+            workers[name].finish()
             done = workers[name].receive()
             rows = [{**row, **extras} for row, extras in zip(done["rows"], workers[name].epoch_extras)]
             results[name]["runs"].append(rows)

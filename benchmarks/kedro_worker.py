@@ -56,9 +56,10 @@ def main(spec: dict) -> None:
         wall = time.perf_counter() - clock["go"]
         rows.append(dict(event.metrics, epoch=event.epoch, wall_s=wall))
         emit({"event": "epoch", **rows[-1]})
-        if len(rows) < spec["epochs"]:
-            wait_go()
-            clock["go"] = time.perf_counter()
+        # After the last epoch too: the rest of the run (evaluation, model logging,
+        # figures) waits for its turn, so it never runs beside another row's epoch.
+        wait_go()
+        clock["go"] = time.perf_counter()
 
     # The sequential runner runs nodes in this thread, where the events are published.
     training_events.subscribe(on_epoch)

@@ -20,6 +20,13 @@ import tensorflow as tf
 
 # Batches prepared ahead of the training step (a few MB).
 PREFETCH_BATCHES = 4
+# tf.data's autotuning stays off: the pipeline has nothing to tune (a fixed
+# prefetch), and its model thread cost whole seconds. fit() ends each epoch's
+# iterator, and the end waits for that thread, which then sleeps out its
+# optimisation period instead of waking: the process sat idle for up to 2 s in
+# one epoch in three (docs/speed.md, "Where the slow epochs went").
+# benchmarks.epoch_probe --autotune turns it back on to show it.
+AUTOTUNE = False
 
 
 def batches(
@@ -68,11 +75,6 @@ def batches(
     )
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(n_batches))
-    # No autotuning: the pipeline has nothing to tune (a fixed prefetch), and its
-    # model thread cost whole seconds. fit() ends each epoch's iterator, and the
-    # end waits for that thread, which then sleeps out its optimisation period
-    # instead of waking: the process sat idle for up to 2 s in one epoch in
-    # three (docs/speed.md, "Where the slow epochs went").
     options = tf.data.Options()
-    options.autotune.enabled = False
+    options.autotune.enabled = AUTOTUNE
     return dataset.prefetch(PREFETCH_BATCHES).with_options(options)
