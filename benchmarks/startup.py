@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.cli_times import quiet_environment
 from benchmarks.project_copy import PROJECT_ROOT, copy_project
 
 # (label, from event, to event): the phases of a run's start, in order.
@@ -44,9 +45,7 @@ PACKAGES = ("kedro", "activation_compare", "mlflow", "tensorflow", "keras", "pan
 
 def environment(events: Path | None = None) -> dict[str, str]:
     """Telemetry off, the benchmarks importable, and where the worker writes its marks."""
-    env = dict(os.environ)
-    env.update(DO_NOT_TRACK="1", KEDRO_DISABLE_TELEMETRY="1", MLFLOW_DISABLE_TELEMETRY="true")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    env = quiet_environment(PROJECT_ROOT)
     if events is not None:
         env["STARTUP_EVENTS"] = str(events)
     return env
