@@ -29,6 +29,8 @@ import sys
 import tempfile
 import time
 
+from benchmarks.project_copy import PROJECT_ROOT
+
 
 def _sched() -> tuple[float, float]:
     cpu = delay = 0
@@ -122,10 +124,9 @@ def main(argv: list[str] | None = None) -> None:
         input_pipeline.batches = batches
     input_pipeline.AUTOTUNE = options.autotune
     counts = tempfile.NamedTemporaryFile(prefix="epoch-probe-idle-", delete=False).name
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     sampler = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.epoch_probe", "--sample", str(os.getpid()), counts],
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))},
+        cwd=PROJECT_ROOT,  # makes `benchmarks` importable
     )
     last = {}
 

@@ -33,6 +33,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from benchmarks.project_copy import PROJECT_ROOT
+
 WINDOW_S = 0.5
 EPOCH_WINDOWS = 6  # 3 s: about one epoch of 10,000 images here
 _SIZE = 256
@@ -133,6 +135,7 @@ def measure(seconds: float) -> dict:
             stdout=subprocess.PIPE,
             text=True,
             env=env,
+            cwd=PROJECT_ROOT,  # makes `benchmarks` importable
         )
         for cpu in cpus
     }

@@ -94,8 +94,8 @@ class Worker:
         try:
             self.proc.stdin.write("go\n")
             self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            pass  # it finished without waiting
+        except OSError:  # a broken pipe: it finished without waiting
+            pass
 
     def close(self) -> None:
         if self.proc.poll() is None:
