@@ -90,7 +90,8 @@ with KedroSession.create(project_path=Path.cwd(), env="smoke") as session:
     catalog = session.load_context().catalog
     names = pipelines["compare"].datasets()
     kinds = {type(catalog.get(name, fallback_to_runtime_pattern=True)).__name__ for name in names}
-print(json.dumps({"loaded": [m for m in ("tensorflow", "keras") if m in sys.modules], "kinds": sorted(kinds)}))
+print(json.dumps({"loaded": [m for m in ("tensorflow", "keras") if m in sys.modules], "kinds": sorted(kinds),
+                  "later": [m for m in ("matplotlib", "sklearn") if m in sys.modules]}))
 """
 
 
@@ -108,6 +109,10 @@ def test_the_driver_creates_every_dataset_without_tensorflow(tmp_path) -> None:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert "AtomicTensorFlowModelDataset" in result["kinds"]  # the model files are among them
     assert result["loaded"] == [], f"imported while creating the datasets: {result['loaded']}"
+    # Nor what only figures and scores need: a run builds every dataset before its
+    # first node, and these imports would delay its first training step (docs/speed.md).
+    assert "AtomicMatplotlibDataset" in result["kinds"]
+    assert result["later"] == [], f"imported while creating the datasets: {result['later']}"
 
 
 def _seconds(args: list[str]) -> float:

@@ -158,3 +158,68 @@ def test_kedro_versioned_dataset_members_the_projects_datasets_build_on(tmp_path
     assert str(dataset._get_save_path()).endswith("out.txt/run-1/out.txt")
     dataset.save("x")
     assert str(dataset._get_load_path()).endswith("out.txt/run-1/out.txt")
+
+
+def test_kedro_viz_image_preview_is_the_type_kedro_viz_shows_as_an_image(tmp_path):
+    import inspect
+
+    from kedro_datasets._typing import ImagePreview
+
+    from activation_compare.datasets.figure import FigureDataset
+    from activation_compare.private_apis import kedro_viz_image_preview
+
+    assert kedro_viz_image_preview("aGk=") == "aGk="
+    assert ImagePreview.__name__ == "ImagePreview"
+    # kedro-viz reads the name of the preview method's return annotation.
+    annotation = inspect.signature(FigureDataset.preview).return_annotation
+    assert getattr(annotation, "__name__", str(annotation)) == "ImagePreview"
+
+
+# In a fresh interpreter: this test process has imported Keras and the rest already.
+KERAS_WITHOUT_ITS_EXTRAS = """
+import inspect, json, sys
+import activation_compare
+import keras
+import tensorflow as tf
+LATER = ("sklearn", "matplotlib", "IPython")
+after_import = [name for name in LATER if type(sys.modules.get(name)).__name__ == "module"]
+inspect.getmodule(json.dumps)  # reads __file__ of every module in sys.modules
+after_scan = [name for name in LATER if type(sys.modules.get(name)).__name__ == "module"]
+from keras.wrappers import *  # noqa: F403
+from sklearn.base import BaseEstimator
+import IPython
+from IPython import get_ipython
+print(json.dumps({
+    "after_import": after_import,
+    "after_scan": after_scan,
+    "names": sorted(n for n in dir(keras.wrappers) if n.startswith("SKLearn")),
+    "estimator": issubclass(SKLearnClassifier, BaseEstimator),  # noqa: F405
+    "same_in_tf_keras": tf.keras.wrappers.SKLearnRegressor is keras.wrappers.SKLearnRegressor,
+    "plots": keras.visualization.plot_image_gallery.__module__,
+    "plots_with": "matplotlib.pyplot" in sys.modules,
+    "ipython": [IPython.version_info[0] >= 8, get_ipython() is None, sys.modules["IPython"] is IPython],
+}))
+"""
+
+
+def test_defer_keras_imports_keeps_sklearn_matplotlib_and_ipython_out_of_import_keras_and_keras_whole():
+    import json
+    import subprocess
+    import sys
+
+    from activation_compare.private_apis import KERAS_DEFERRED_MODULES, defer_keras_imports
+
+    assert defer_keras_imports() == []  # Keras is imported in this process: nothing to do
+    done = subprocess.run([sys.executable, "-c", KERAS_WITHOUT_ITS_EXTRAS], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["after_import"] == [], f"import keras imported these; deferred: {list(KERAS_DEFERRED_MODULES)}"
+    assert result["after_scan"] == []
+    # Each deferred module works when used.
+    assert result["names"] == ["SKLearnClassifier", "SKLearnRegressor", "SKLearnTransformer"]
+    assert result["estimator"] is True
+    assert result["same_in_tf_keras"] is True
+    assert result["plots"] == "keras.src.visualization.plot_image_gallery"
+    assert result["plots_with"] is True
+    assert result["ipython"] == [True, True, True]

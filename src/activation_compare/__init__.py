@@ -21,4 +21,13 @@ from activation_compare.quiet import (  # noqa: E402
 quiet_tensorflow_startup()
 hide_known_library_warnings()
 
+# `import keras` also imports scikit-learn, matplotlib and IPython, for its
+# scikit-learn wrappers, image plots and notebook display, which training never
+# uses: most of a second on the way to the first training step. Those modules now
+# load when first used (private_apis.py); the project itself imports scikit-learn
+# to score a trained model and matplotlib to draw it. Before Keras' import, hence here.
+from activation_compare.private_apis import defer_keras_imports  # noqa: E402
+
+defer_keras_imports()
+
 __version__ = "0.1.0"

@@ -24,10 +24,23 @@ version and protocol (``datasets/atomic.py``, ``runner/worker.py``); the
 project's own datasets subclass ``AbstractVersionedDataset`` and override its
 ``_get_save_path`` / read ``_get_load_path`` and ``_filepath`` (Kedro's way to
 write a versioned dataset), tested here too.
+
+kedro-datasets' preview types: kedro-viz shows a dataset's preview as an image
+when its ``preview`` method returns kedro-datasets' ``ImagePreview``
+(``datasets/figure.py``).
+
+Keras' ``keras.wrappers`` modules: ``import keras`` imports them, and with them
+scikit-learn (about half a second, before any model is built); the project puts
+stand-ins in their place that load them on first use (``__init__.py``, the
+start-up in docs/speed.md).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+import types
+from pathlib import Path
 from typing import Any
 
 
@@ -123,3 +136,101 @@ def kedro_versioned_path(dataset: Any, version: str) -> Any:
 def kedro_version_exists(dataset: Any, version: str) -> bool:
     """Whether a versioned dataset holds ``version`` (on its own filesystem)."""
     return bool(dataset._exists_function(str(kedro_versioned_path(dataset, version))))
+
+
+def kedro_viz_image_preview(encoded: str) -> Any:
+    """A base64-encoded image as kedro-viz previews it (kedro-datasets' ``ImagePreview``)."""
+    from kedro_datasets._typing import ImagePreview
+
+    return ImagePreview(encoded)
+
+
+# What ``import keras`` (Keras 3) imports for features the project never uses, by the
+# library each pulls in: its scikit-learn wrappers (``from keras import wrappers`` in
+# ``keras/__init__.py`` and ``keras/_tf_keras/keras/__init__.py``), its image-plotting
+# helpers (the same for ``visualization``, and ``keras/src/__init__.py``), and IPython,
+# which ``keras/src/saving/file_editor.py`` imports for notebook display. Packages all.
+KERAS_DEFERRED_MODULES = {
+    "keras.wrappers": "scikit-learn",
+    "keras._tf_keras.keras.wrappers": "scikit-learn",
+    "keras.visualization": "matplotlib",
+    "keras._tf_keras.keras.visualization": "matplotlib",
+    "keras.src.visualization": "matplotlib",
+    "IPython": "IPython",
+}
+
+
+class _LoadedOnFirstUse(types.ModuleType):
+    """A package module whose own ``__init__.py`` runs when one of its names is first read.
+
+    Unlike ``importlib.util.LazyLoader``, reading its module attributes
+    (``__spec__``, ``__file__``: what the import system and ``inspect`` read of
+    every module in ``sys.modules``) does not load it: only a name it defines
+    does (or ``__all__``, for ``from … import *``).
+    """
+
+    def __init__(self, spec: Any) -> None:
+        super().__init__(spec.name)
+        self.__file__ = spec.origin
+        self.__path__ = list(spec.submodule_search_locations or [])
+        self.__package__ = spec.name
+        self.__loader__ = spec.loader
+        self.__spec__ = spec
+        self.__dict__["_deferred"] = True
+
+    def _load(self) -> None:
+        if self.__dict__.pop("_deferred", False):
+            try:
+                self.__spec__.loader.exec_module(self)
+            except BaseException:
+                # As a failed import does: the next import of the name tries afresh.
+                if sys.modules.get(self.__name__) is self:
+                    del sys.modules[self.__name__]
+                raise
+
+    def __getattr__(self, name: str) -> Any:  # only for names the module does not have (yet)
+        if "_deferred" not in self.__dict__ or (name.startswith("__") and name != "__all__"):
+            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+        self._load()
+        return getattr(self, name)
+
+    def __dir__(self) -> list[str]:
+        self._load()
+        return list(self.__dict__)
+
+
+def _package_spec(name: str) -> Any:
+    """The spec of package ``name`` (dotted), found without importing it or its parents; None if absent."""
+    top, *rest = name.split(".")
+    try:
+        found = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    for location in (found.submodule_search_locations or []) if found is not None else []:
+        init = Path(location, *rest, "__init__.py")
+        if init.is_file():
+            return importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(init.parent)])
+    return None
+
+
+def defer_keras_imports() -> list[str]:
+    """Let ``import keras`` skip scikit-learn, matplotlib and IPython: what needs them loads on first use.
+
+    Puts a stand-in (:class:`_LoadedOnFirstUse`) in ``sys.modules`` for each of
+    :data:`KERAS_DEFERRED_MODULES` not imported yet, before Keras is: ``import
+    keras`` binds the stand-ins without reading them. ``keras.wrappers.SKLearnClassifier``,
+    ``keras.visualization.plot_image_gallery`` and IPython itself still work: the
+    first name read from one runs the real module (and its imports) then.
+    Returns the names deferred (none once Keras is imported).
+    """
+    if "keras" in sys.modules:
+        return []
+    deferred = []
+    for name in KERAS_DEFERRED_MODULES:
+        if name in sys.modules:
+            continue
+        spec = _package_spec(name)
+        if spec is not None:
+            sys.modules[name] = _LoadedOnFirstUse(spec)
+            deferred.append(name)
+    return deferred

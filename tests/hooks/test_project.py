@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from kedro.io import DataCatalog, Version
+from kedro.io import AbstractDataset, DataCatalog, Version
 from kedro.pipeline import Node, Pipeline
 
 from activation_compare.datasets.atomic import AtomicJSONDataset
-from activation_compare.hooks import UnversionedOutputError, check_no_unversioned_leftovers
+from activation_compare.hooks import UnversionedOutputError, check_no_unversioned_leftovers, output_folders
 
 
 def _report(data: dict) -> dict:
@@ -36,3 +36,35 @@ def test_versioned_outputs_and_a_fresh_folder_pass(tmp_path):
     catalog.save("report", {"test_accuracy": 0.7})
     assert report.is_dir()
     check_no_unversioned_leftovers(pipeline, catalog)  # a folder of versions
+
+
+class NeverBuilt(AbstractDataset):
+    """A file dataset that fails if built: the checks must read its catalog entry instead."""
+
+    def __init__(self, filepath: str, versioned: bool = False) -> None:
+        raise AssertionError(f"built {filepath}: a run's checks built a file dataset before its first node")
+
+    def load(self) -> None: ...  # pragma: no cover
+
+    def save(self, data) -> None: ...  # pragma: no cover
+
+    def _describe(self) -> dict:  # pragma: no cover
+        return {}
+
+
+def test_the_checks_read_file_and_checkpoint_entries_without_building_their_datasets(tmp_path):
+    """Building every file dataset would import pandas and matplotlib before the first training step."""
+    never_built = f"{__name__}.NeverBuilt"
+    report, figure = tmp_path / "out" / "report.json", tmp_path / "figures" / "curves.png"
+    catalog = DataCatalog.from_config({
+        "report": {"type": never_built, "filepath": str(report), "versioned": True},
+        "curves": {"type": never_built, "filepath": str(figure)},
+        "state": {"type": "activation_compare.training_state.CheckpointsDataset", "path": str(tmp_path / "ckpt")},
+    })
+    pipeline = Pipeline([Node(_report, "data", ["report", "curves"]), Node(_report, "state", "other")])
+    assert sorted(output_folders(pipeline, catalog)) == sorted([report.parent, figure.parent, tmp_path / "ckpt"])
+    check_no_unversioned_leftovers(pipeline, catalog)
+    report.parent.mkdir()
+    report.write_text("{}")
+    with pytest.raises(UnversionedOutputError, match=r"report\.json"):
+        check_no_unversioned_leftovers(pipeline, catalog)

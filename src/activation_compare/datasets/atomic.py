@@ -27,7 +27,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kedro_datasets.json import JSONDataset
-from kedro_datasets.matplotlib import MatplotlibDataset
 from kedro_datasets.pandas import CSVDataset
 from kedro_datasets.text import TextDataset
 
@@ -39,6 +38,7 @@ from activation_compare.private_apis import (
 )
 from activation_compare.storage import temporary_sibling, translated_storage_errors
 
+from .figure import FigureDataset
 from .keras_model import KerasModelDataset
 
 
@@ -112,5 +112,6 @@ class AtomicTextDataset(_AtomicSave, TextDataset):
     """``text.TextDataset`` with an atomic save."""
 
 
-class AtomicMatplotlibDataset(_AtomicSave, MatplotlibDataset):
-    """``matplotlib.MatplotlibDataset`` with an atomic save (single figures)."""
+class AtomicMatplotlibDataset(_AtomicSave, FigureDataset):
+    """A figure file (:class:`~.figure.FigureDataset`, single figures, matplotlib imported
+    only to save one) with an atomic save."""

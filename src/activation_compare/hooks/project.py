@@ -12,6 +12,7 @@ configuration before the pipelines are built.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,50 @@ from activation_compare.params import (
     check_subsample,
     validate_parameters,
 )
-from activation_compare.private_apis import kedro_pipelines_module
+from activation_compare.private_apis import (
+    kedro_dataset_protocol,
+    kedro_dataset_version,
+    kedro_pipelines_module,
+)
 from activation_compare.storage import check_writable
 from activation_compare.training_state.dataset import CheckpointsDataset
+
+
+@dataclass(frozen=True)
+class _Written:
+    """Where a dataset writes on the local filesystem."""
+
+    path: Path  # a file dataset's filepath (its versions' folder when versioned), or a checkpoint folder
+    checkpoints: bool
+    versioned: bool
+
+
+def _written(catalog: Any, name: str) -> _Written | None:
+    """Where ``name`` writes locally; None for a dataset in memory or on object storage.
+
+    A catalog entry with a file or checkpoint path is read as configured, without
+    building the dataset: building it would import its type's libraries (pandas,
+    matplotlib) long before the run needs them. Other datasets (added to the
+    catalog as objects, in memory) are read from the object.
+    """
+    config = _dataset_config(catalog, name)
+    filepath = config.get("filepath")
+    if _is_checkpoints(config):
+        return _Written(Path(str(config["path"])), checkpoints=True, versioned=False)
+    if filepath is not None:
+        if _url_scheme(str(filepath)) not in (None, "file"):
+            return None
+        return _Written(Path(str(filepath)), checkpoints=False, versioned=bool(config.get("versioned")))
+    try:
+        dataset = catalog.get(name)
+    except Exception:  # noqa: BLE001 - Kedro reports unknown datasets itself
+        return None
+    if isinstance(dataset, CheckpointsDataset):
+        return _Written(dataset.directory, checkpoints=True, versioned=False)
+    path = getattr(dataset, "_filepath", None)
+    if path is None or kedro_dataset_protocol(dataset) != "file":
+        return None
+    return _Written(Path(str(path)), checkpoints=False, versioned=kedro_dataset_version(dataset) is not None)
 
 
 def output_folders(pipeline: Any, catalog: Any) -> list[Path]:
@@ -39,16 +81,11 @@ def output_folders(pipeline: Any, catalog: Any) -> list[Path]:
     outputs = set(pipeline.all_outputs())
     folders: list[Path] = []
     for name in sorted(pipeline.datasets()):
-        try:
-            dataset = catalog.get(name)
-        except Exception:  # noqa: BLE001 - Kedro reports unknown datasets itself
-            continue
-        if isinstance(dataset, CheckpointsDataset):
-            folders.append(dataset.directory)
-        elif name in outputs and getattr(dataset, "_protocol", None) == "file":
-            filepath = getattr(dataset, "_filepath", None)
-            if filepath is not None:
-                folders.append(Path(str(filepath)).parent)
+        written = _written(catalog, name)
+        if written is not None and written.checkpoints:
+            folders.append(written.path)
+        elif written is not None and name in outputs:
+            folders.append(written.path.parent)
     return folders
 
 
@@ -65,15 +102,9 @@ def check_no_unversioned_leftovers(pipeline: Any, catalog: Any) -> None:
     """
     leftovers = []
     for name in sorted(pipeline.all_outputs()):
-        try:
-            dataset = catalog.get(name)
-        except Exception:  # noqa: BLE001 - Kedro reports unknown datasets itself
-            continue
-        filepath = getattr(dataset, "_filepath", None)
-        if getattr(dataset, "_version", None) is None or filepath is None:
-            continue
-        if getattr(dataset, "_protocol", None) == "file" and Path(str(filepath)).is_file():
-            leftovers.append(str(filepath))
+        written = _written(catalog, name)
+        if written is not None and written.versioned and written.path.is_file():
+            leftovers.append(str(written.path))
     if leftovers:
         shown = "\n".join(f"  - {path}" for path in leftovers[:10])
         more = f"\n  … and {len(leftovers) - 10} more" if len(leftovers) > 10 else ""
@@ -236,6 +267,11 @@ def _dataset_config(catalog: Any, name: str) -> dict[str, Any]:
     return config if isinstance(config, dict) else {}
 
 
+def _is_checkpoints(config: dict[str, Any]) -> bool:
+    """Whether a catalog entry is a model's checkpoint folder (:class:`CheckpointsDataset`)."""
+    return str(config.get("type", "")).endswith(CheckpointsDataset.__name__) and "path" in config
+
+
 def check_local_outputs(pipeline: Any, catalog: Any) -> None:
     """Refuse, before the run, an output or checkpoint entry whose path is a URL.
 
@@ -246,8 +282,7 @@ def check_local_outputs(pipeline: Any, catalog: Any) -> None:
     remote = []
     for name in sorted(pipeline.datasets()):
         config = _dataset_config(catalog, name)
-        is_checkpoints = str(config.get("type", "")).endswith("CheckpointsDataset")
-        if name not in outputs and not is_checkpoints:
+        if name not in outputs and not _is_checkpoints(config):
             continue
         for key in ("filepath", "path"):
             scheme = _url_scheme(config.get(key))
