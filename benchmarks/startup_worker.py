@@ -85,6 +85,12 @@ def phase_hooks() -> Any:
 
 
 def main(argv: list[str]) -> None:
+    # The project in the working directory, as Kedro loads it (its src/ first on
+    # sys.path), not an installed copy: the settings are imported before Kedro's
+    # bootstrap would put it there.
+    source = os.path.join(os.getcwd(), "src")
+    if os.path.isdir(source) and source not in sys.path:
+        sys.path.insert(0, source)
     import activation_compare.settings as settings
     from kedro.framework.cli import main as kedro_main
 

@@ -272,3 +272,27 @@ def test_validation_batch_times_both_sizes_and_compares_their_metrics(capsys):
     for activation in ("relu", "rrelu"):
         (first,) = [line for line in table.splitlines() if line.startswith(f"| {activation} | 40 |")]
         assert first.endswith("| 1.00 | 0.0e+00 | 0 |")
+
+
+def test_startup_renders_a_revision_timed_in_the_same_rounds_beside_this_one():
+    from benchmarks import startup
+
+    marks = {"spawn": 0.0, "context_created": 0.8, "catalog_created": 1.2, "pipeline_start": 1.8, "first_node": 3.5,
+             "first_build_end": 8.0, "first_train_node": 8.3, "first_step_start": 8.5, "first_step_end": 9.9,
+             "process_end": 20.0}
+    before = {**marks, "first_build_end": 9.0, "first_train_node": 9.3, "first_step_start": 9.5, "first_step_end": 10.9}
+    rounds = [{"round": i, "import_tensorflow_s": 5.0, "marks_s": marks, "against_marks_s": before} for i in range(3)]
+    table = startup.render({"rounds": rounds, "against": {"revision": "main~1", "commit": "abc1234"}})
+    assert "| at main~1 (abc1234), same rounds | difference |" in table.splitlines()[0]
+    assert "| first model built (TensorFlow and Keras imported) | 4.50 | 4.50 | 5.50 | -1.00 |" in table
+    assert "| **first train step starts** | 8.50 | 8.50 | 9.50 | -1.00 |" in table
+    assert "At main~1 in the same rounds: 1.90 (step starts)." in table
+
+
+def test_startup_copies_the_project_at_a_git_revision(tmp_path):
+    from benchmarks import startup
+
+    project = startup.project_at("HEAD", tmp_path / "project")
+    assert (project / "src" / "activation_compare" / "__init__.py").is_file()
+    assert (project / "conf" / "base" / "catalog.yml").is_file() and (project / "conf" / "local").is_dir()
+    assert (project / "pyproject.toml").is_file()
