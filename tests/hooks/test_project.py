@@ -58,7 +58,7 @@ def test_the_checks_read_file_and_checkpoint_entries_without_building_their_data
     report, figure = tmp_path / "out" / "report.json", tmp_path / "figures" / "curves.png"
     catalog = DataCatalog.from_config({
         "report": {"type": never_built, "filepath": str(report), "versioned": True},
-        "curves": {"type": never_built, "filepath": str(figure)},
+        "curves": {"type": never_built, "filepath": f"file://{figure}"},
         "state": {"type": "activation_compare.training_state.CheckpointsDataset", "path": str(tmp_path / "ckpt")},
     })
     pipeline = Pipeline([Node(_report, "data", ["report", "curves"]), Node(_report, "state", "other")])

@@ -20,6 +20,7 @@ import yaml
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
 from kedro.framework.project import pipelines as project_pipelines
+from kedro.io.core import get_protocol_and_path
 
 from activation_compare.errors import UserError
 from activation_compare.identity import TRAIN_SET, ComparePlan
@@ -61,9 +62,10 @@ def _written(catalog: Any, name: str) -> _Written | None:
     if _is_checkpoints(config):
         return _Written(Path(str(config["path"])), checkpoints=True, versioned=False)
     if filepath is not None:
-        if _url_scheme(str(filepath)) not in (None, "file"):
+        protocol, path = get_protocol_and_path(str(filepath))  # as the dataset would: file:// stripped
+        if protocol != "file":
             return None
-        return _Written(Path(str(filepath)), checkpoints=False, versioned=bool(config.get("versioned")))
+        return _Written(Path(path), checkpoints=False, versioned=bool(config.get("versioned")))
     try:
         dataset = catalog.get(name)
     except Exception:  # noqa: BLE001 - Kedro reports unknown datasets itself
