@@ -122,10 +122,14 @@ def project_at(revision: str, destination: Path) -> Path:
     return project
 
 
-def _revision(revision: str) -> str:
-    """The short commit id of a git revision of this repository."""
-    return subprocess.run(["git", "rev-parse", "--short", revision], cwd=PROJECT_ROOT, capture_output=True,
-                          text=True, check=True).stdout.strip()
+def _revision(revision: str) -> str | None:
+    """The short commit id of a git revision of this repository; None outside a git checkout or for no commit."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "--verify", "--quiet", f"{revision}^{{commit}}"],
+                              cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
+    except OSError:  # no git
+        return None
+    return done.stdout.strip() or None
 
 
 def measure(rounds: int, against: str | None = None) -> dict[str, object]:
@@ -215,6 +219,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     parser.add_argument("--render", type=Path, help="only print the table of an earlier --out JSON")
     options = parser.parse_args(argv)
+    if options.against and not options.render and _revision(options.against) is None:
+        parser.error(f"--against {options.against}: not a commit of a git checkout at {PROJECT_ROOT} "
+                     "(a revision such as HEAD~1, a branch or a commit id)")
     result = json.loads(options.render.read_text()) if options.render else measure(options.rounds, options.against)
     print(render(result))
     if options.out and not options.render:

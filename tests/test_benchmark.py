@@ -296,3 +296,13 @@ def test_startup_copies_the_project_at_a_git_revision(tmp_path):
     assert (project / "src" / "activation_compare" / "__init__.py").is_file()
     assert (project / "conf" / "base" / "catalog.yml").is_file() and (project / "conf" / "local").is_dir()
     assert (project / "pyproject.toml").is_file()
+
+
+def test_startup_refuses_a_revision_that_is_not_a_commit(capsys):
+    from benchmarks import startup
+
+    with pytest.raises(SystemExit) as exit_:
+        startup.main(["--against", "no-such-revision-anywhere", "--rounds", "1"])
+    assert exit_.value.code == 2
+    assert "--against no-such-revision-anywhere: not a commit" in capsys.readouterr().err
+    assert startup._revision("HEAD")  # this checkout's own
