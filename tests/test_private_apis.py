@@ -188,6 +188,7 @@ after_scan = [name for name in LATER if type(sys.modules.get(name)).__name__ == 
 from keras.wrappers import *  # noqa: F403
 from sklearn.base import BaseEstimator
 import IPython
+version = IPython.__version__  # a dunder that the real module defines: it loads it
 from IPython import get_ipython
 print(json.dumps({
     "after_import": after_import,
@@ -197,7 +198,7 @@ print(json.dumps({
     "same_in_tf_keras": tf.keras.wrappers.SKLearnRegressor is keras.wrappers.SKLearnRegressor,
     "plots": keras.visualization.plot_image_gallery.__module__,
     "plots_with": "matplotlib.pyplot" in sys.modules,
-    "ipython": [IPython.version_info[0] >= 8, get_ipython() is None, sys.modules["IPython"] is IPython],
+    "ipython": [int(version.split(".")[0]) >= 8, get_ipython() is None, sys.modules["IPython"] is IPython],
 }))
 """
 

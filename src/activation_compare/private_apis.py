@@ -29,8 +29,9 @@ kedro-datasets' preview types: kedro-viz shows a dataset's preview as an image
 when its ``preview`` method returns kedro-datasets' ``ImagePreview``
 (``datasets/figure.py``).
 
-Keras' ``keras.wrappers`` modules: ``import keras`` imports them, and with them
-scikit-learn (about half a second, before any model is built); the project puts
+Keras' ``keras.wrappers`` and ``keras.visualization`` modules, and its IPython
+import: ``import keras`` imports them, and with them scikit-learn, matplotlib
+and IPython (most of a second, before any model is built); the project puts
 stand-ins in their place that load them on first use (``__init__.py``, the
 start-up in docs/speed.md).
 """
@@ -165,9 +166,13 @@ class _LoadedOnFirstUse(types.ModuleType):
 
     Unlike ``importlib.util.LazyLoader``, reading its module attributes
     (``__spec__``, ``__file__``: what the import system and ``inspect`` read of
-    every module in ``sys.modules``) does not load it: only a name it defines
-    does (or ``__all__``, for ``from … import *``).
+    every module in ``sys.modules``) or probing it for what tools look for on
+    any object does not load it; any other name (``__version__`` included) does.
     """
+
+    # Looked up on modules by tools that scan objects, and defined by none of these modules.
+    _PROBES = frozenset({"__cached__", "__builtins__", "__warningregistry__", "__wrapped__", "__origin__",
+                         "__signature__", "__test__", "__func__", "__self__", "__objclass__"})
 
     def __init__(self, spec: Any) -> None:
         super().__init__(spec.name)
@@ -189,7 +194,7 @@ class _LoadedOnFirstUse(types.ModuleType):
                 raise
 
     def __getattr__(self, name: str) -> Any:  # only for names the module does not have (yet)
-        if "_deferred" not in self.__dict__ or (name.startswith("__") and name != "__all__"):
+        if "_deferred" not in self.__dict__ or name in self._PROBES:
             raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
         self._load()
         return getattr(self, name)
