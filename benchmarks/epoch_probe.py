@@ -21,6 +21,7 @@ timing comparison only); ``--autotune`` turns ``tf.data``'s autotuning back on
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
 import os
 import resource
@@ -122,7 +123,8 @@ def main(argv: list[str] | None = None) -> None:
             return tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size).prefetch(4)
 
         input_pipeline.batches = batches
-    input_pipeline.AUTOTUNE = options.autotune
+    elif options.autotune:
+        input_pipeline.batches = functools.partial(input_pipeline.batches, autotune=True)
     counts = tempfile.NamedTemporaryFile(prefix="epoch-probe-idle-", delete=False).name
     sampler = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.epoch_probe", "--sample", str(os.getpid()), counts],

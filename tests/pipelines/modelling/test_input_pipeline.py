@@ -63,6 +63,8 @@ def test_the_batches_are_not_autotuned(numbered):
     images, labels = numbered
     for seed in (None, 1):
         assert input_pipeline.batches(images, labels, 5, shuffle_seed=seed).options().autotune.enabled is False
+    # What benchmarks.epoch_probe --autotune asks for, to show the stall again.
+    assert input_pipeline.batches(images, labels, 5, autotune=True).options().autotune.enabled is True
 
 
 def test_mismatched_lengths_are_rejected(numbered):

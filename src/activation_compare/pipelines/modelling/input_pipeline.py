@@ -20,13 +20,6 @@ import tensorflow as tf
 
 # Batches prepared ahead of the training step (a few MB).
 PREFETCH_BATCHES = 4
-# tf.data's autotuning stays off: the pipeline has nothing to tune (a fixed
-# prefetch), and its model thread cost whole seconds. fit() ends each epoch's
-# iterator, and the end waits for that thread, which then sleeps out its
-# optimisation period instead of waking: the process sat idle for up to 2 s in
-# one epoch in three (docs/speed.md, "Where the slow epochs went").
-# benchmarks.epoch_probe --autotune turns it back on to show it.
-AUTOTUNE = False
 
 
 def batches(
@@ -36,6 +29,7 @@ def batches(
     *,
     shuffle_seed: int | None = None,
     first_pass: int = 0,
+    autotune: bool = False,
 ) -> tf.data.Dataset:
     """A dataset of ``(images, labels)`` batches that reads ``images`` in place.
 
@@ -47,6 +41,13 @@ def batches(
             every pass differently, reproducibly from this seed.
         first_pass: The number of the first pass (the epoch ``fit`` starts at), so
             that a training resumed at epoch ``k`` sees epoch ``k``'s order.
+        autotune: ``tf.data``'s autotuning, off unless asked for: the pipeline has
+            nothing to tune (a fixed prefetch), and its model thread cost whole
+            seconds. ``fit`` ends each epoch's iterator, and the end waits for that
+            thread, which then sleeps out its optimisation period instead of waking:
+            the process sat idle for up to 2 s in one epoch in three (docs/speed.md,
+            "Where the slow epochs went"). ``benchmarks.epoch_probe --autotune``
+            turns it on to show it.
 
     Returns:
         A ``tf.data.Dataset`` of known length (``ceil(N / batch_size)`` batches)
@@ -76,5 +77,5 @@ def batches(
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(n_batches))
     options = tf.data.Options()
-    options.autotune.enabled = AUTOTUNE
+    options.autotune.enabled = autotune
     return dataset.prefetch(PREFETCH_BATCHES).with_options(options)
