@@ -306,3 +306,27 @@ def test_startup_refuses_a_revision_that_is_not_a_commit(capsys):
     assert exit_.value.code == 2
     assert "--against no-such-revision-anywhere: not a commit" in capsys.readouterr().err
     assert startup._revision("HEAD")  # this checkout's own
+
+
+@pytest.mark.timeout(60)  # without the last turn, the driver would wait for the worker forever
+def test_interleaved_workers_finish_their_runs_one_at_a_time_after_the_last_epoch(tmp_path):
+    """The rest of a run (a kedro run's evaluation and figures) gets a turn of its own, in order."""
+    import sys
+    from pathlib import Path
+
+    from benchmarks.interleave import Variant, run_interleaved
+
+    log = tmp_path / "turns.jsonl"
+    env = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    variants = {
+        name: Variant("turn_taking_worker", {"name": name, "epochs": 2, "log": str(log)}, sys.executable, env)
+        for name in ("a", "b")
+    }
+    results = run_interleaved(variants, epochs=2, log=lambda _: None)
+    turns = [(line["worker"], line["event"]) for line in map(json.loads, log.read_text().splitlines())]
+    assert turns == [
+        ("a", "epoch 1"), ("b", "epoch 1"), ("b", "epoch 2"), ("a", "epoch 2"),  # the order rotates
+        ("a", "rest of the run"), ("b", "rest of the run"),  # then each finishes alone
+    ]
+    assert [len(results[name]["runs"][0]) for name in ("a", "b")] == [2, 2]
+    assert results["a"]["run_wall_s"] == 0.05 and results["b"]["max_rss_mb"] == 1.0
