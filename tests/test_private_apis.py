@@ -224,3 +224,41 @@ def test_defer_keras_imports_keeps_sklearn_matplotlib_and_ipython_out_of_import_
     assert result["plots"] == "keras.src.visualization.plot_image_gallery"
     assert result["plots_with"] is True
     assert result["ipython"] == [True, True, True]
+
+
+def test_a_deferred_module_read_by_several_threads_at_once_loads_once_and_answers_each(tmp_path, monkeypatch):
+    """A Kedro manager process unpickled figures in threads, each asking matplotlib about IPython:
+    a thread that read a name while another loaded the module got an AttributeError."""
+    import importlib.util
+    import sys
+    import threading
+
+    from activation_compare.private_apis import _LoadedOnFirstUse
+
+    package = tmp_path / "slow_to_load"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "import time\nLOADS = globals().get('LOADS', 0) + 1\ntime.sleep(0.5)\nversion_info = (8, 30)\n"
+    )
+    spec = importlib.util.spec_from_file_location("slow_to_load", package / "__init__.py",
+                                                  submodule_search_locations=[str(package)])
+    stand_in = _LoadedOnFirstUse(spec)
+    monkeypatch.setitem(sys.modules, "slow_to_load", stand_in)
+    answers, errors = [], []
+
+    def read() -> None:
+        try:
+            answers.append(sys.modules["slow_to_load"].version_info)
+        except AttributeError as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert answers == [(8, 30)] * 4
+    assert stand_in.LOADS == 1
+    with __import__("pytest").raises(AttributeError, match="no attribute 'missing'"):
+        stand_in.missing  # noqa: B018 - a name the loaded module lacks

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import threading
 import types
 from pathlib import Path
 from typing import Any
@@ -182,9 +183,15 @@ class _LoadedOnFirstUse(types.ModuleType):
         self.__loader__ = spec.loader
         self.__spec__ = spec
         self.__dict__["_deferred"] = True
+        # Threads that read a name while another loads the module wait for it, as
+        # they would at a real import (a Kedro manager process unpickles figures
+        # in several threads at once, and each asks matplotlib about IPython).
+        self.__dict__["_deferred_lock"] = threading.RLock()
 
     def _load(self) -> None:
-        if self.__dict__.pop("_deferred", False):
+        with self.__dict__["_deferred_lock"]:
+            if not self.__dict__.pop("_deferred", False):
+                return  # loaded, or being loaded by this very thread
             try:
                 self.__spec__.loader.exec_module(self)
             except BaseException:
@@ -194,10 +201,11 @@ class _LoadedOnFirstUse(types.ModuleType):
                 raise
 
     def __getattr__(self, name: str) -> Any:  # only for names the module does not have (yet)
-        if "_deferred" not in self.__dict__ or name in self._PROBES:
+        if name in self._PROBES or "_deferred_lock" not in self.__dict__:
             raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
         self._load()
-        return getattr(self, name)
+        # The module as loaded: its names, and its own module-level __getattr__ if it has one.
+        return types.ModuleType.__getattribute__(self, name)
 
     def __dir__(self) -> list[str]:
         self._load()
