@@ -28,6 +28,7 @@ from kedro.io.core import (
     get_filepath_str,
     get_protocol_and_path,
 )
+
 from activation_compare.lazy_types import Figure
 from activation_compare.private_apis import kedro_viz_image_preview
 
@@ -37,11 +38,13 @@ if TYPE_CHECKING:
 
 
 class FigureDataset(AbstractVersionedDataset[Figure, NoReturn]):
-    """One matplotlib figure written as an image (its format from the file's suffix or ``save_args``).
+    """One matplotlib figure written as an image: PNG, unless ``save_args`` names another ``format``.
 
     Args:
         filepath: Where the image goes: a local path, or a URL of any fsspec protocol.
-        save_args: Keyword arguments of ``Figure.savefig`` (``dpi``, ``format``, …).
+        save_args: Keyword arguments of ``Figure.savefig`` (``dpi``, ``format``, …). The
+            figure is drawn into memory first, so the file's suffix does not choose
+            the format (as with kedro-datasets' ``MatplotlibDataset``).
         fs_args: Arguments of the fsspec filesystem, and under ``open_args_save``
             of its ``open`` (``mode`` is ``wb``).
         credentials: Credentials of the filesystem.
