@@ -9,7 +9,7 @@ import pytest
 from activation_compare.layers import RReLU
 from activation_compare.models import SEED_CNN_LAYERS, build_seed_cnn, parse_activation
 from activation_compare.params import KerasSpec, PReLUSpec
-from activation_compare.params.activations import DEFAULT_ACTIVATION_TYPES
+from activation_compare.params.activations import ACTIVATION_SPECS, DEFAULT_ACTIVATION_TYPES
 
 ORIGINAL_PARAMS = 42_442  # 896 + 18,496 + 23,050
 PRELU_SLOPES = 32 + 64
@@ -65,6 +65,44 @@ def test_layer_order_and_shapes(rrelu_model):
     assert rrelu_model.get_layer("classifier").activation is keras.activations.softmax
     assert isinstance(rrelu_model.get_layer("act1"), RReLU)
     assert isinstance(rrelu_model.get_layer("act2"), RReLU)
+
+
+def _activation_before_pooling(model: keras.Model) -> keras.Model:
+    """``model``'s own layers wired in the original's order: conv, activation, pool."""
+    layer = model.get_layer
+    x = inputs = keras.Input(shape=(32, 32, 3))
+    for block in (1, 2):
+        x = layer(f"pool{block}")(layer(f"act{block}")(layer(f"conv{block}")(x)))
+    return keras.Model(inputs, layer("classifier")(layer("flatten")(x)))
+
+
+def test_relu_pools_first_and_the_others_do_not():
+    relu = build_seed_cnn("relu", seed=0)
+    assert [layer.name for layer in relu.layers[1:7]] == ["conv1", "pool1", "act1", "conv2", "pool2", "act2"]
+    assert tuple(relu.get_layer("act1").output.shape) == (None, 15, 15, 32)
+    # Only ReLU is exact both ways (params/activations.py says why not leaky_relu).
+    assert [name for name, spec in ACTIVATION_SPECS.items() if spec.commutes_with_max_pool] == ["relu"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_relu_after_pooling_trains_to_the_same_weights_bit_for_bit(dtype):
+    """Pooling first changes no number: the same weights after training, the same predictions."""
+    x = np.random.default_rng(1).uniform(0.0, 1.0, size=(200, 32, 32, 3)).astype("float32")
+    y = np.random.default_rng(2).integers(0, 10, 200)
+    trained = []
+    for wiring in (lambda model: model, _activation_before_pooling):
+        keras.utils.set_random_seed(0)
+        model = wiring(build_seed_cnn("relu", seed=0, dtype=dtype))
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+        model.fit(x, y, batch_size=50, epochs=2, shuffle=False, verbose=0)
+        trained.append(model)
+    pools_first, original = trained
+    assert pools_first.layers.index(pools_first.get_layer("pool1")) < pools_first.layers.index(pools_first.get_layer("act1"))
+    assert original.layers.index(original.get_layer("act1")) < original.layers.index(original.get_layer("pool1"))
+    for name in ("conv1", "conv2", "classifier"):
+        for ours, theirs in zip(pools_first.get_layer(name).weights, original.get_layer(name).weights, strict=True):
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs))
+    np.testing.assert_array_equal(pools_first.predict(x, verbose=0), original.predict(x, verbose=0))
 
 
 def test_name_and_uncompiled(rrelu_model):

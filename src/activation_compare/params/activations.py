@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -69,6 +69,11 @@ class Activation(Strict):
 
     type: str
 
+    commutes_with_max_pool: ClassVar[bool] = False
+    """Whether max-pooling before the activation gives, bit for bit, the outputs
+    and gradients of max-pooling after it. The model then pools first, and the
+    activation's passes run over a quarter of the elements (docs/speed.md)."""
+
     def build_layer(
         self, *, name: str | None = None, seed: int | None = None, dtype: str | None = None
     ) -> keras.layers.Layer:
@@ -98,6 +103,14 @@ class ReLUSpec(Activation):
     """max(0, x)."""
 
     type: Literal["relu"] = "relu"
+
+    # max(0, ·) keeps every positive value as it is and maps the rest to 0, so
+    # the largest of a window is the same value at the same place either way;
+    # where every value of a window is <= 0 the output and the gradient are 0
+    # either way (ReLU's gradient at 0 is 0). Not for leaky_relu: a slope can
+    # round two different negative values to one, and max-pooling after it then
+    # sends the gradient to the first of the two, not to the larger.
+    commutes_with_max_pool: ClassVar[bool] = True
 
     def build_layer(self, *, name=None, seed=None, dtype=None):  # noqa: D102 - Activation's
         import keras
