@@ -17,6 +17,7 @@ import pytest
 from keras import ops
 
 from activation_compare.layers import RReLU
+from activation_compare.layers import random_words as random_words_module
 from activation_compare.layers import rrelu as rrelu_module
 
 LOWER, UPPER = 1.0 / 8.0, 1.0 / 3.0
@@ -364,17 +365,20 @@ def test_fit_trains_with_random_slopes_and_predict_uses_the_mean(jit_compile):
 # --- backend independence ---------------------------------------------------------------
 
 
+def _imports(module, *, top_level_only: bool = False) -> set[str]:
+    """The modules ``module`` imports (only at its top level, if asked)."""
+    tree = ast.parse(inspect.getsource(module))
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    return {alias.name for node in nodes if isinstance(node, ast.Import) for alias in node.names} | {
+        node.module for node in nodes if isinstance(node, ast.ImportFrom) and node.module
+    }
+
+
 def test_uses_only_keras_apis():
     """No backend import: the layer must run on TensorFlow, JAX and PyTorch alike."""
-    tree = ast.parse(inspect.getsource(rrelu_module))
-    imported = {
-        alias.name.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import)
-        for alias in node.names
-    } | {
-        node.module.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and node.module
+    assert _imports(rrelu_module) <= {
+        "__future__", "keras", "operator", "typing", "activation_compare.layers.random_words",
     }
-    assert imported <= {"__future__", "keras", "operator", "typing"}
+    # The random words import TensorFlow inside the draw, on TensorFlow only.
+    assert _imports(random_words_module, top_level_only=True) == {"__future__", "keras", "typing"}
+    assert _imports(random_words_module) == {"__future__", "keras", "typing", "tensorflow"}

@@ -40,6 +40,26 @@ def test_gradient_at_inference_is_the_mean_slope():
     np.testing.assert_allclose(tape.gradient(y, x), [MEAN, MEAN, 1.0, 1.0], rtol=1e-6)
 
 
+def test_slopes_come_from_full_range_words_not_a_reduced_range():
+    """TensorFlow's full-range draw, not randint's modulo (layers/random_words.py)."""
+    layer = RReLU(seed=3)
+    graph = tf.function(lambda x: layer(x, training=True)).get_concrete_function(
+        tf.TensorSpec((2, 4, 4, 8), tf.float32)
+    ).graph
+    ops_ = {op.type for op in graph.get_operations()}
+    assert "StatelessRandomUniformFullIntV2" in ops_
+    assert "StatelessRandomUniformIntV2" not in ops_
+
+
+def test_words_are_randints_with_the_top_bit_flipped():
+    """The same generator and seed as keras.random.randint: only the range's offset differs."""
+    from activation_compare.layers.random_words import random_words
+
+    words = random_words((1000,), keras.random.SeedGenerator(7)).numpy()
+    randints = keras.random.randint((1000,), -(2**31), 2**31 - 1, dtype="int32", seed=keras.random.SeedGenerator(7))
+    np.testing.assert_array_equal(words ^ np.int32(-(2**31)), keras.ops.convert_to_numpy(randints))
+
+
 def test_seed_state_advances_inside_a_tf_function():
     layer = RReLU(seed=12)
     before = layer.seed_generator.state.numpy().copy()

@@ -8,11 +8,9 @@ from typing import Any
 import keras
 from keras import ops
 
-__all__ = ["RReLU"]
+from activation_compare.layers.random_words import random_words
 
-# keras.random.randint draws from [minval, maxval): all but one int32 value,
-# 32 random bits to within 2**-32, on every backend.
-_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+__all__ = ["RReLU"]
 
 
 def _scale_negatives(inputs, slopes):
@@ -91,8 +89,9 @@ class RReLU(keras.layers.Layer):
     The slopes are computed in float32 and cast to the dtype the layer
     computes in, so the layer runs in float16 or bfloat16 under such a dtype policy (for example
     `dtype="mixed_float16"`); in bfloat16 a slope keeps 8 significant bits,
-    as every activation of such a model does. Only `keras.ops` and `keras.random` are used, so
-    it works on every Keras backend and under XLA (`jit_compile=True`).
+    as every activation of such a model does. Only `keras.ops` and `keras.random` are used, and
+    on TensorFlow its full-range integer draw (`random_words`), so it works on
+    every Keras backend and under XLA (`jit_compile=True`).
 
     Args:
         lower: Float, `0 <= lower <= upper`. Smallest negative slope.
@@ -165,19 +164,13 @@ class RReLU(keras.layers.Layer):
         last = shape[-1] if shape else None
         if isinstance(last, int) and last % 2 == 0:
             # int32 words -> two uint16 halves each, laid out along the last axis.
-            words = keras.random.randint(
-                (*shape[:-1], last // 2), _INT32_MIN, _INT32_MAX, dtype="int32",
-                seed=self.seed_generator,
-            )
+            words = random_words((*shape[:-1], last // 2), self.seed_generator)
             bits = ops.view(words, "uint16")
         else:
             count = 1
             for size in shape:
                 count = count * size
-            words = keras.random.randint(
-                ((count + 1) // 2,), _INT32_MIN, _INT32_MAX, dtype="int32",
-                seed=self.seed_generator,
-            )
+            words = random_words(((count + 1) // 2,), self.seed_generator)
             bits = ops.reshape(ops.reshape(ops.view(words, "uint16"), (-1,))[:count], shape)
         # Bin midpoints: (bits + 1/2) / 2**16 spans [lower, upper] evenly, exactly
         # representable in float32 and symmetric about the mean.
