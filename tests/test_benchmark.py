@@ -330,3 +330,50 @@ def test_interleaved_workers_finish_their_runs_one_at_a_time_after_the_last_epoc
     ]
     assert [len(results[name]["runs"][0]) for name in ("a", "b")] == [2, 2]
     assert results["a"]["run_wall_s"] == 0.05 and results["b"]["max_rss_mb"] == 1.0
+
+
+def test_op_profile_sums_ops_by_phase_layer_and_kernel():
+    from benchmarks import op_profile
+
+    scope = "while/body/_1/while/cond/then/_{}/while/cond/StatefulPartitionedCall/"
+    train, validation = scope.format(151), scope.format(95)
+    events = [
+        (train + "gradient_tape/seed_cnn_relu_seed0_1/conv2_1/convolution/Conv2DBackpropFilter:_MklNativeConv2DBackpropFilterWithBias", 0.3),
+        (train + "gradient_tape/seed_cnn_relu_seed0_1/conv2_1/convolution/Conv2DBackpropFilter:_MklNativeConv2DBackpropFilterWithBias", 0.1),
+        (train + "seed_cnn_relu_seed0_1/act1_1/Relu:_MklNativeFusedConv2D", 0.1),
+        (validation + "seed_cnn_relu_seed0_1/act1_1/Relu:_MklNativeFusedConv2D", 0.05),
+        (train + "adam/Sqrt:Sqrt", 0.02),
+        (train + "compile_loss/sparse_categorical_crossentropy/Mul:Mul", 0.01),
+        # Grappler's name for the images' cast: not the optimizer's, for all its name.
+        (validation + "seed_cnn_relu_seed0_1/ArithmeticOptimizer/ReorderCastLikeAndValuePreserving_float_Cast:Cast", 0.02),
+    ]
+    summary = op_profile.summarize(events, train_steps=100, validation_steps=20)
+    rows = {(row["phase"], row["part"], row["kernel"]): row for row in summary["rows"]}
+    assert rows["train", "conv2 backward", "_MklNativeConv2DBackpropFilterWithBias"]["ms_per_step"] == 4.0
+    assert rows["train", "conv2 backward", "_MklNativeConv2DBackpropFilterWithBias"]["calls"] == 2
+    assert rows["train", "act1 forward", "_MklNativeFusedConv2D"]["ms_per_step"] == 1.0
+    assert rows["validation", "act1 forward", "_MklNativeFusedConv2D"]["ms_per_step"] == 2.5
+    assert rows["train", "optimizer", "Sqrt"]["ms_per_step"] == 0.2
+    assert rows["train", "loss", "Mul"]["ms_per_step"] == 0.1
+    assert rows["validation", "other (input cast, step counter, iterator)", "Cast"]["ms_per_step"] == 1.0
+    assert summary["traced_op_s"] == 0.6
+    assert summary["rows"][0]["share"] == round(0.4 / 0.6, 4)
+
+
+def test_op_profile_traces_an_epoch_of_the_training_node(tmp_path, capsys):
+    from benchmarks import op_profile
+
+    out = tmp_path / "profile.json"
+    op_profile.main(["--activation", "relu", "--images", "300", "--precision", "float32", "--out", str(out)])
+    result = json.loads(out.read_text())
+    parts = {(row["phase"], row["part"]) for row in result["rows"]}
+    # Forward and backward of each convolution in training, the forward alone in validation.
+    assert {("train", "conv2 backward"), ("train", "conv1 backward"), ("validation", "conv2 forward")} <= parts
+    assert ("train", "optimizer") in parts
+    assert result["train_steps"] == 3 and result["validation_steps"] == 1
+    assert 0.99 <= sum(row["share"] for row in result["rows"]) <= 1.01
+    capsys.readouterr()
+    op_profile.main(["--render", str(out), "--top", "3"])
+    table = capsys.readouterr().out
+    assert table.startswith("relu, float32, 300 images: the traced epoch took")
+    assert table.count("| train |") >= 3

@@ -3,8 +3,9 @@
 RReLU takes two 16-bit slopes from every 32-bit word, so the words' cost is
 most of what its random slopes cost. ``keras.random.randint`` has no
 full-range draw: over ``[-2**31, 2**31 - 1)`` TensorFlow reduces each word
-modulo ``2**32 - 1``, about a fifth of the draw's time on a CPU (6.3-6.8
-against 5.2 ms for the 1.44 M words of one batch's first RReLU layer).
+modulo ``2**32 - 1``, about a fifth of the draw's time on a CPU (6.38
+against 4.99 ms a training step for the first RReLU layer's words:
+benchmarks/results/op-profile-rrelu-10k*.json).
 TensorFlow draws full-range integers without it (``tf.random.stateless_uniform``
 with ``minval=maxval=None``: every 32-bit word equally likely) from the same
 counter-based generator and seed, so on TensorFlow the words come from there
