@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import statistics
 from typing import Any
@@ -211,14 +212,42 @@ def print_table(report: dict[str, Any]) -> None:
         print("\nData:", json.dumps(report["data"], indent=1, default=float))
 
 
+def pool(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Results of the same command, run more than once, as one: each row's runs side by side.
+
+    Rounds stay paired within their own run (``_paired`` pairs run with run),
+    so the pooled paired ratio is the median over every round of every file.
+    The attainable peaks differ from run to run, so the pooled result has none
+    (no GFLOP/s column); each file's own table still gives its own.
+    """
+    from benchmarks.interleave import summary
+
+    pooled = copy.deepcopy(results[0])
+    pooled.pop("limits", None)
+    pooled.pop("throughput", None)
+    for section in ("training", "levers"):
+        for name, row in pooled.get(section, {}).items():
+            for other in results[1:]:
+                row["runs"] = row["runs"] + other.get(section, {}).get(name, {}).get("runs", [])
+            row.update(summary(row["runs"]))
+    return pooled
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Recompute the ratios of a results file and print its table: ``python -m benchmarks.report FILE``."""
+    """Recompute the ratios of a results file and print its table: ``python -m benchmarks.report FILE [FILE ...]``.
+
+    Several files (the same command run again) are pooled: every row's runs
+    together, the ratios over all their rounds.
+    """
     import argparse
     from pathlib import Path
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=main.__doc__)
-    parser.add_argument("results", type=Path)
-    result = json.loads(parser.parse_args(argv).results.read_text())
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=main.__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path, nargs="+")
+    files = parser.parse_args(argv).results
+    result = pool([json.loads(path.read_text()) for path in files])
+    if len(files) > 1:
+        print(f"Pooled: {len(files)} files, every row's runs together ({', '.join(path.name for path in files)})")
     result["ratios"] = ratios(result.get("training", {}), result.get("levers", {}))
     result["targets"] = targets(result.get("training", {}))
     result["overheads"] = overheads(result.get("training", {}))

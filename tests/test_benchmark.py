@@ -377,3 +377,25 @@ def test_op_profile_traces_an_epoch_of_the_training_node(tmp_path, capsys):
     table = capsys.readouterr().out
     assert table.startswith("relu, float32, 300 images: the traced epoch took")
     assert table.count("| train |") >= 3
+
+
+def test_report_pools_runs_of_the_same_command_and_pairs_rounds_within_each():
+    from benchmarks import report
+
+    def result(kedro: list[float], original: list[float]) -> dict:
+        def row(epochs: list[float]) -> dict:
+            runs = [[{"epoch_time_s": s, "val_accuracy": 0.5} for s in epochs]]
+            return {"runs": runs, "tf": {"tensorflow": "x"}}
+        return {"training": {"kedro_relu": row(kedro), "original_relu": row(original)},
+                "limits": {"matmul_bfloat16_gflops": 1000.0}}
+
+    # Paired by round within each file (first epochs left out): 0.4, 0.4, then 0.6, 0.6.
+    first = result([9.0, 2.0, 2.0], [9.0, 5.0, 5.0])
+    second = result([9.0, 1.2, 1.2], [9.0, 2.0, 2.0])
+    pooled = report.pool([first, second])
+    assert len(pooled["training"]["kedro_relu"]["runs"]) == 2
+    assert "limits" not in pooled  # each run had its own peak
+    assert pooled["training"]["kedro_relu"]["epoch_s_median"] == pytest.approx(1.6)  # of 2, 2, 1.2, 1.2
+    ratios = report.ratios(pooled["training"], {})["kedro_relu / original_relu"]
+    assert ratios["paired"] == pytest.approx(0.5)  # neither file alone: 0.4, 0.6
+    assert first["training"]["kedro_relu"]["runs"] == [[{"epoch_time_s": s, "val_accuracy": 0.5} for s in (9.0, 2.0, 2.0)]]
