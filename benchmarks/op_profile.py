@@ -30,8 +30,9 @@ from typing import Any
 # "…/StatefulPartitionedCall/[gradient_tape/]seed_cnn_relu_seed0_1/conv2_1/…/Name:OpType": the
 # seed CNN's layers (models/seed_cnn.py), each in a scope of its own.
 _IN_MODEL = re.compile(r"(?P<backward>gradient_tape/)?[^/]+/(?P<layer>(?:conv|act|pool)\d|flatten|classifier)_\d+/")
-# The scopes Keras' optimizers put their update ops in (``optimizer.name``).
-_OPTIMIZER_SCOPES = frozenset({"adam", "adamw", "sgd", "rmsprop", "loss_scale_optimizer"})
+# The scopes Keras' optimizers put their update ops in (``optimizer.name``; "adam_1"
+# and so on for the later optimizers of a process).
+_OPTIMIZER_SCOPE = re.compile(r"(adam|adamw|sgd|rmsprop|loss_scale_optimizer)(_\d+)?")
 # The id of the compiled function an op ran in: "…/while/cond/then/_151/…".
 _FUNCTION = re.compile(r"/then/_(\d+)/")
 
@@ -39,7 +40,7 @@ _FUNCTION = re.compile(r"/then/_(\d+)/")
 def _part(path: str) -> str:
     """The part of the step an op outside the model's layers belongs to, from its scope."""
     scopes = path.lower().split("/")
-    if any(scope in _OPTIMIZER_SCOPES for scope in scopes):
+    if any(_OPTIMIZER_SCOPE.fullmatch(scope) for scope in scopes):
         return "optimizer"
     if "compile_loss" in scopes:
         return "loss"
