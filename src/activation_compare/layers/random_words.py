@@ -11,8 +11,9 @@ with ``minval=maxval=None``: every 32-bit word equally likely) from the same
 counter-based generator and seed, so on TensorFlow the words come from there
 (docs/speed.md has the epochs); on the other backends from
 ``keras.random.randint``. The two give the same words but for the top bit,
-which the range's offset flips (and the one word ``randint`` cannot give). Nothing backend-specific is imported
-until a TensorFlow draw is made, so the layer still runs on every backend.
+which the range's offset flips (and the one word ``randint`` cannot give).
+Nothing backend-specific is imported until a TensorFlow draw is made, so the
+layer still runs on every backend.
 """
 
 from __future__ import annotations
